@@ -1,0 +1,1 @@
+"""Thin DVC stage CLIs: parse arguments, read params, call `vae`, write outputs atomically."""

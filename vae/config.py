@@ -1,0 +1,215 @@
+"""Typed, frozen configuration loaded from params.yaml, validated before any work starts.
+
+Each params.yaml section maps onto one frozen dataclass. `load_params` rejects an unknown
+key (suggesting a close match), a value of the wrong type, or a value outside its range,
+always naming the full dotted key, e.g. ``prepare.train_size``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from vae import UserError
+
+
+class ConfigError(UserError):
+    pass
+
+
+def _range(lo=None, hi=None, *, lo_open=False):
+    """Field metadata: the allowed closed range [lo, hi] (or (lo, hi] with lo_open)."""
+    return {"range": (lo, hi, lo_open)}
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    """Where the parallel corpus comes from (§ 'download' in the README)."""
+
+    source: Literal["bundled", "europarl", "local"] = "bundled"
+    src_lang: str = "fr"
+    tgt_lang: str = "en"
+    bundled_dir: str = "data/europarl-v7-fr-en-sample100k"
+    europarl_url: str = "https://www.statmt.org/europarl/v7/{pair}.tgz"
+    europarl_sha256: str = ""  # empty: record the digest, do not check it
+    local_src: str = ""
+    local_tgt: str = ""
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Cleaning filters and the seeded train/dev/test split."""
+
+    unicode_form: Literal["NFC", "NFKC", "NFD", "NFKD"] = "NFC"
+    max_words: int = field(default=50, metadata=_range(1))
+    max_length_ratio: float = field(default=3.0, metadata=_range(1.0))
+    deduplicate: bool = True
+    seed: int = 1
+    train_size: int = field(default=80_000, metadata=_range(1))
+    dev_size: int = field(default=2_000, metadata=_range(1))
+    test_size: int = field(default=10_000, metadata=_range(1))
+
+
+@dataclass(frozen=True)
+class TokenizeConfig:
+    """SentencePiece subword model, trained on the training split only."""
+
+    model_type: Literal["unigram", "bpe", "char", "word"] = "bpe"
+    vocab_size: int = field(default=8000, metadata=_range(16))
+    joint: bool = True
+    character_coverage: float = field(default=1.0, metadata=_range(0.9, 1.0))
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes shared by every variant, so that only the attention/latent part differs."""
+
+    embedding_dim: int = field(default=256, metadata=_range(1))
+    hidden_size: int = field(default=256, metadata=_range(1))  # per encoder direction; decoder too
+    z_dim: int = field(default=64, metadata=_range(1))
+    dropout: float = field(default=0.2, metadata=_range(0.0, 0.9))
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """What makes one variant: whether z exists and what kind of attention it has."""
+
+    latent_z: bool = True
+    attention: Literal["none", "deterministic", "gaussian", "gumbel"] = "deterministic"
+    gamma_a: float = field(default=1.0, metadata=_range(0.0))
+    gaussian_prior: Literal["standard", "encoder_mean"] = "standard"
+    gumbel_tau0: float = field(default=1.0, metadata=_range(0.0, lo_open=True))
+    gumbel_tau_min: float = field(default=0.5, metadata=_range(0.0, lo_open=True))
+    gumbel_anneal_rate: float = field(default=0.0, metadata=_range(0.0))
+    gumbel_hard: bool = False
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Cross-field checks, as (key, message) pairs."""
+        found = []
+        if not self.latent_z and self.attention == "none":
+            found.append(("attention", "a model with neither z nor attention cannot see its source"))
+        if self.gumbel_tau_min > self.gumbel_tau0:
+            found.append(("gumbel_tau_min", "must not exceed gumbel_tau0"))
+        return found
+
+
+@dataclass(frozen=True)
+class KLScheduleConfig:
+    """λ_KL(t): linear warm-up, sigmoid, or cyclical (Fu et al., 2019)."""
+
+    schedule: Literal["constant", "linear", "sigmoid", "cyclical"] = "linear"
+    max_weight: float = field(default=1.0, metadata=_range(0.0))
+    warmup_steps: int = field(default=5000, metadata=_range(1))
+    cycles: int = field(default=4, metadata=_range(1))
+    ratio: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = field(default=10, metadata=_range(1))
+    max_tokens: int = field(default=4000, metadata=_range(1))  # target tokens per batch
+    max_pairs: int = field(default=0, metadata=_range(0))  # 0: the whole training split
+    learning_rate: float = field(default=1e-3, metadata=_range(0.0, lo_open=True))
+    clip_norm: float = field(default=5.0, metadata=_range(0.0, lo_open=True))
+    word_dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    kl: KLScheduleConfig = KLScheduleConfig()
+    seed: int = 1
+    device: str = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"
+
+
+@dataclass(frozen=True)
+class Params:
+    download: DownloadConfig = DownloadConfig()
+    prepare: PrepareConfig = PrepareConfig()
+    tokenize: TokenizeConfig = TokenizeConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    variants: dict[str, VariantConfig] = field(default_factory=dict)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; raise ConfigError naming the offending key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such parameters file") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return parse(Params, raw, "")
+
+
+def parse(cls, raw: Any, where: str):
+    """Build dataclass `cls` from a mapping, checking keys, types and ranges."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'params'}: expected a mapping, got {_kind(raw)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in raw.items():
+        dotted = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            known = ", ".join(fields)
+            raise ConfigError(f"unknown key '{dotted}'{hint}; known keys here: {known}")
+        values[key] = _coerce(hints[key], value, dotted, fields[key].metadata)
+    obj = cls(**values)
+    for key, message in getattr(obj, "problems", list)():
+        raise ConfigError(f"'{where}.{key}': {message}")
+    return obj
+
+
+def _coerce(hint, value, dotted: str, metadata) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return parse(hint, value, dotted)
+    if origin is dict:
+        _, value_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{dotted}' must be a mapping, got {_kind(value)}")
+        return {k: _coerce(value_type, v, f"{dotted}.{k}", {}) for k, v in value.items()}
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"'{dotted}' must be one of {list(choices)}, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{dotted}' must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{dotted}' must be an integer, got {value!r}")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"'{dotted}' must be a finite number, got {value!r}")
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"'{dotted}' must be a string, got {value!r}")
+    _check_range(value, dotted, metadata)
+    return value
+
+
+def _check_range(value, dotted, metadata) -> None:
+    if "range" not in metadata:
+        return
+    lo, hi, lo_open = metadata["range"]
+    if lo is not None and (value <= lo if lo_open else value < lo):
+        raise ConfigError(f"'{dotted}' must be {'>' if lo_open else '>='} {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"'{dotted}' must be <= {hi}, got {value!r}")
+
+
+def _kind(value) -> str:
+    return type(value).__name__ if value is not None else "nothing"

@@ -1,0 +1,89 @@
+"""SentencePiece subwords: trained on the training split only, then used to encode every split.
+
+Ids 0–3 are reserved the same way on both sides: <pad>=0, <unk>=1, <s>=2, </s>=3, so
+padding masks and the decoder's start/stop symbols never depend on the language.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import sentencepiece as spm
+import torch
+
+from vae.config import TokenizeConfig
+from vae.io import atomic_path, save_torch
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+
+
+def train_model(sentences: list[str], cfg: TokenizeConfig, threads: int = 2) -> bytes:
+    """Train one SentencePiece model on `sentences`; return its serialised bytes."""
+    spm.set_random_generator_seed(cfg.seed)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_writer=model,
+        model_type=cfg.model_type,
+        vocab_size=cfg.vocab_size,
+        character_coverage=cfg.character_coverage,
+        hard_vocab_limit=False,  # a tiny corpus gets a smaller vocabulary rather than an error
+        pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
+        num_threads=threads,
+        minloglevel=2,
+    )
+    return model.getvalue()
+
+
+@dataclass(frozen=True)
+class Tokenizers:
+    """The source-side and target-side models (the same model when `joint`)."""
+
+    src: spm.SentencePieceProcessor
+    tgt: spm.SentencePieceProcessor
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Tokenizers":
+        directory = Path(directory)
+        return cls(*(spm.SentencePieceProcessor(model_file=str(directory / f"{side}.model")) for side in ("src", "tgt")))
+
+
+def write_models(train_pairs: list[tuple[str, str]], cfg: TokenizeConfig, out_dir: Path) -> None:
+    """Train on the training pairs and write out_dir/src.model and out_dir/tgt.model."""
+    src, tgt = [s for s, _ in train_pairs], [t for _, t in train_pairs]
+    if cfg.joint:
+        joint = train_model(src + tgt, cfg)
+        models = {"src": joint, "tgt": joint}
+    else:
+        models = {"src": train_model(src, cfg), "tgt": train_model(tgt, cfg)}
+    for side, blob in models.items():
+        with atomic_path(out_dir / f"{side}.model") as tmp:
+            tmp.write_bytes(blob)
+
+
+def pack(sequences: list[list[int]]) -> dict[str, torch.Tensor]:
+    """Ragged id lists as one flat int32 tensor plus offsets: compact and fast to load."""
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.int64)
+    offsets = torch.zeros(len(sequences) + 1, dtype=torch.int64)
+    offsets[1:] = torch.cumsum(lengths, 0)
+    flat = torch.tensor([i for s in sequences for i in s], dtype=torch.int32)
+    return {"ids": flat, "offsets": offsets}
+
+
+def unpack(packed: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    offsets = packed["offsets"].tolist()
+    return [packed["ids"][a:b].long() for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def encode_split(pairs: list[tuple[str, str]], tokenizers: Tokenizers, path: Path) -> dict[str, float]:
+    """Encode one split to `path`; return its subword statistics."""
+    src = tokenizers.src.encode([s for s, _ in pairs])
+    tgt = tokenizers.tgt.encode([t for _, t in pairs])
+    save_torch(path, {"src": pack(src), "tgt": pack(tgt)})
+    n = max(len(pairs), 1)
+    unk = sum(seq.count(UNK) for seq in src + tgt)
+    total = sum(map(len, src + tgt)) or 1
+    return {"pairs": len(pairs), "src_tokens_per_sentence": sum(map(len, src)) / n,
+            "tgt_tokens_per_sentence": sum(map(len, tgt)) / n, "unk_rate": unk / total}

@@ -7,6 +7,7 @@ import sys
 from typing import Callable
 
 from rich.console import Console
+from rich.markup import escape
 
 from vae import UserError
 from vae.config import Params, load_params
@@ -26,5 +27,5 @@ def run(main: Callable[[argparse.Namespace, Params], None], p: argparse.Argument
     try:
         main(args, load_params(args.params))
     except UserError as err:
-        console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(1)

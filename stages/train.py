@@ -1,0 +1,55 @@
+"""train: train one variant; resumes from checkpoints/<variant>/last.pt if a run was cut short."""
+
+import csv
+import io
+import shutil
+import time
+from pathlib import Path
+
+from vae import UserError, cli
+from vae.batching import Pairs
+from vae.io import atomic_path, write_json, write_text
+from vae.tokenizer import Tokenizers
+from vae.train import Setup, resolve_device, train
+
+
+def main(args, params):
+    if args.variant not in params.variants:
+        raise UserError(f"no variant '{args.variant}' in params.yaml; known: {', '.join(params.variants)}")
+    cfg = params.train
+    data = Path(args.data)
+    train_pairs = Pairs.load(data / "encoded" / "train.pt", cfg.max_pairs)
+    dev_pairs = Pairs.load(data / "encoded" / "dev.pt")
+    tokenizers = Tokenizers.load(data / "tokenizer")
+    setup = Setup(params.model, params.variants[args.variant], cfg, tokenizers.src.get_piece_size(),
+                  tokenizers.tgt.get_piece_size(), len(train_pairs))
+    start = time.perf_counter()
+    checkpoints = Path(args.checkpoints) / args.variant
+    _, run = train(setup, train_pairs, dev_pairs, checkpoints)
+    with atomic_path(Path(args.models) / f"{args.variant}.pt") as tmp:
+        shutil.copyfile(checkpoints / "best.pt", tmp)
+
+    best = min(run.history, key=lambda row: row["dev_loss"])
+    metrics = {"best_epoch": best["epoch"], **{k: v for k, v in best.items() if k.startswith("dev_")},
+               "epochs": run.epoch, "train_pairs": len(train_pairs), "train_target_tokens": train_pairs.target_tokens(),
+               "device": str(resolve_device(cfg.device)), "precision": cfg.precision,
+               "mean_epoch_seconds": sum(r["epoch_seconds"] for r in run.history) / len(run.history),
+               "mean_tokens_per_s": sum(r["tokens_per_s"] for r in run.history) / len(run.history),
+               "stage_seconds_this_run": time.perf_counter() - start}
+    out = Path(args.results)
+    write_json(out / f"{args.variant}.json", metrics)
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(run.history[0]))
+    writer.writeheader()
+    writer.writerows(run.history)
+    write_text(out / f"{args.variant}.csv", table.getvalue())
+
+
+if __name__ == "__main__":
+    p = cli.parser(__doc__)
+    p.add_argument("--variant", required=True)
+    p.add_argument("--data", default="data")
+    p.add_argument("--checkpoints", default="checkpoints")
+    p.add_argument("--models", default="models")
+    p.add_argument("--results", default="results/train")
+    cli.run(main, p)

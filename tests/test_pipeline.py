@@ -1,0 +1,124 @@
+"""End to end: the real dvc.yaml and stages in a fresh git+DVC repository over a tiny bundled corpus.
+
+Only the data stages are reproduced (`dvc repro tokenize`), and params.yaml is the repository's
+own with a few sizes overridden, so later stages and parameter sections do not break this test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, make_bundled, real_pairs
+
+BUNDLED_REL = "data/europarl-v7-fr-en-sample100k"
+SMALL = {
+    "download": {"source": "bundled", "bundled_dir": BUNDLED_REL},
+    "prepare": {"train_size": 200, "dev_size": 30, "test_size": 30},
+    "tokenize": {"vocab_size": 200},
+}
+
+
+def env(site_cache: Path) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
+    e["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), e.get("PATH", "")])
+    e["DVC_NO_ANALYTICS"] = "1"
+    e["DVC_SITE_CACHE_DIR"] = str(site_cache)
+    e["PYTHONDONTWRITEBYTECODE"] = "1"
+    e["GIT_CONFIG_NOSYSTEM"] = "1"
+    e["COLUMNS"] = "200"
+    return e
+
+
+def sh(cwd: Path, *cmd: str, env_: dict, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, env=env_, capture_output=True, text=True, timeout=180)
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
+
+
+def write_params(path: Path, overrides: dict) -> None:
+    """The repository's params.yaml, with only the given keys replaced."""
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for section, values in overrides.items():
+        params.setdefault(section, {}).update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def ran(output: str) -> set[str]:
+    """The stages that `dvc repro` says it ran."""
+    return {stage for stage in ("download", "prepare", "tokenize") if f"Running stage '{stage}'" in output}
+
+
+@pytest.fixture
+def project(tmp_path) -> tuple[Path, dict]:
+    root = tmp_path / "project"
+    root.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("vae", "stages"):
+        shutil.copytree(REPO / name, root / name, ignore=ignore)
+    shutil.copy2(REPO / "dvc.yaml", root / "dvc.yaml")
+    shutil.copy2(REPO / "params.yaml", root / "params.yaml")
+    write_params(root / "params.yaml", SMALL)
+    make_bundled(root / BUNDLED_REL, real_pairs(300), stem="europarl-v7.fr-en.sample100k")
+
+    e = env(tmp_path / "dvc-site-cache")
+    sh(root, "git", "init", "-q", env_=e)
+    for key, value in (("user.name", "Pipeline Test"), ("user.email", "test@example.invalid"),
+                       ("commit.gpgsign", "false")):
+        sh(root, "git", "config", key, value, env_=e)
+    sh(root, "dvc", "init", "-q", env_=e)
+    sh(root, "dvc", "config", "core.analytics", "false", env_=e)
+    sh(root, "dvc", "config", "core.check_update", "false", env_=e)
+    sh(root, "git", "add", "-A", env_=e)
+    sh(root, "git", "commit", "-q", "-m", "tiny pipeline", env_=e)
+    return root, e
+
+
+def test_dvc_repro_runs_data_stages_and_tracks_params(project):
+    root, e = project
+
+    first = sh(root, "dvc", "repro", "tokenize", env_=e)
+    assert ran(first.stdout + first.stderr) == {"download", "prepare", "tokenize"}, first.stdout + first.stderr
+    for rel in ("data/raw/src.txt", "data/raw/tgt.txt", "data/raw/manifest.json",
+                *(f"data/prepared/{s}.{side}" for s in ("train", "dev", "test") for side in ("src", "tgt")),
+                "data/tokenizer/src.model", "data/tokenizer/tgt.model",
+                "data/encoded/train.pt", "data/encoded/dev.pt", "data/encoded/test.pt",
+                "results/prepare.json", "results/tokenize.json", "dvc.lock"):
+        assert (root / rel).is_file(), rel
+    counts = json.loads((root / "results/prepare.json").read_text())
+    assert counts["input"] == 300
+    assert (counts["train"], counts["dev"], counts["test"]) == (200, 30, 30)
+    assert len((root / "data/prepared/train.src").read_text(encoding="utf-8").splitlines()) == 200
+    manifest = json.loads((root / "data/raw/manifest.json").read_text())
+    assert manifest["source"] == "bundled"
+    first_vocab = json.loads((root / "results/tokenize.json").read_text())["vocab_size"]
+    assert first_vocab["src"] == first_vocab["tgt"] > 4
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    assert {"download", "prepare", "tokenize"} <= set(lock["stages"])
+    assert lock["stages"]["tokenize"]["params"]["params.yaml"]["tokenize"]["vocab_size"] == 200
+
+    again = sh(root, "dvc", "repro", "tokenize", env_=e)
+    assert "Running stage" not in again.stdout + again.stderr
+    assert ran(again.stdout + again.stderr) == set()
+
+    write_params(root / "params.yaml", {"tokenize": {"vocab_size": 160}})
+    diff = sh(root, "dvc", "params", "diff", env_=e)
+    assert "tokenize.vocab_size" in diff.stdout
+    row = next(line for line in diff.stdout.splitlines() if "tokenize.vocab_size" in line)
+    assert "200" in row and "160" in row
+    assert "prepare." not in diff.stdout and "download." not in diff.stdout
+
+    changed = sh(root, "dvc", "repro", "tokenize", env_=e)
+    assert ran(changed.stdout + changed.stderr) == {"tokenize"}, changed.stdout + changed.stderr
+    vocab = json.loads((root / "results/tokenize.json").read_text())["vocab_size"]
+    assert vocab["src"] <= 160 < first_vocab["src"]
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    assert lock["stages"]["tokenize"]["params"]["params.yaml"]["tokenize"]["vocab_size"] == 160

@@ -1,0 +1,80 @@
+"""Token-bucketed batches: sentences of similar length together, at most `max_tokens` padded
+target tokens per batch, in an order fixed by (seed, epoch) so a resumed run sees the same data."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from vae import UserError
+from vae.model import Batch
+from vae.tokenizer import BOS, EOS, PAD, unpack
+
+
+@dataclass
+class Pairs:
+    """One encoded split: source and target id sequences, without special symbols."""
+
+    src: list[torch.Tensor]
+    tgt: list[torch.Tensor]
+
+    @classmethod
+    def load(cls, path: str | Path, limit: int = 0) -> "Pairs":
+        try:
+            data = torch.load(path, weights_only=True)
+        except FileNotFoundError:
+            raise UserError(f"{path}: no such encoded split; run the tokenize stage first") from None
+        pairs = cls(unpack(data["src"]), unpack(data["tgt"]))
+        return pairs.head(limit) if limit else pairs
+
+    def head(self, n: int) -> "Pairs":
+        return Pairs(self.src[:n], self.tgt[:n])
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def target_tokens(self) -> int:
+        return sum(len(t) + 1 for t in self.tgt)  # + </s>
+
+
+def collate(src: list[torch.Tensor], tgt: list[torch.Tensor]) -> Batch:
+    """Source + </s>; target in as <s> y, target out as y </s>; all padded with PAD."""
+    eos, bos = torch.tensor([EOS]), torch.tensor([BOS])
+    src = [torch.cat([s, eos]) for s in src]
+    return Batch(
+        src=pad_sequence(src, batch_first=True, padding_value=PAD),
+        src_lengths=torch.tensor([len(s) for s in src]),
+        tgt_in=pad_sequence([torch.cat([bos, t]) for t in tgt], batch_first=True, padding_value=PAD),
+        tgt_out=pad_sequence([torch.cat([t, eos]) for t in tgt], batch_first=True, padding_value=PAD),
+    )
+
+
+def buckets(pairs: Pairs, max_tokens: int, seed: int | None) -> list[list[int]]:
+    """Index lists of batches. With a seed: lengths jittered and batch order shuffled;
+    without: sorted by length (for evaluation)."""
+    rng = random.Random(seed)
+    jitter = (lambda: rng.random()) if seed is not None else (lambda: 0.0)
+    order = sorted(range(len(pairs)), key=lambda i: (len(pairs.tgt[i]) + jitter(), len(pairs.src[i])))
+    batches, current, longest = [], [], 0
+    for i in order:
+        length = len(pairs.tgt[i]) + 1
+        if current and max(longest, length) * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, length)
+    if current:
+        batches.append(current)
+    if seed is not None:
+        rng.shuffle(batches)
+    return batches
+
+
+def iterate(pairs: Pairs, max_tokens: int, seed: int | None = None) -> Iterator[Batch]:
+    for indices in buckets(pairs, max_tokens, seed):
+        yield collate([pairs.src[i] for i in indices], [pairs.tgt[i] for i in indices])

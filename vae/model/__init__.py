@@ -1,0 +1,5 @@
+"""Model parts: encoder, sentence latent, attentions (deterministic and latent), decoder, the seq2seq."""
+
+from vae.model.seq2seq import Batch, Seq2SeqVAE, Terms, build_model
+
+__all__ = ["Batch", "Seq2SeqVAE", "Terms", "build_model"]

@@ -1,0 +1,89 @@
+"""The seq2seq (V)AE that wires encoder, sentence latent, attention and decoder together.
+
+One class serves every variant; the config decides whether z exists and which attention
+(none, deterministic, Gaussian latent, Gumbel latent) the decoder uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vae.config import ModelConfig, VariantConfig
+from vae.model.attention import build_attention
+from vae.model.decoder import Decoder, Memory
+from vae.model.encoder import Encoder
+from vae.model.latent import SentenceLatent
+from vae.tokenizer import PAD
+
+
+@dataclass
+class Batch:
+    src: torch.Tensor  # (batch, src_len) ids, PAD-padded
+    src_lengths: torch.Tensor  # (batch,)
+    tgt_in: torch.Tensor  # (batch, tgt_len): <s> y_1 … y_n
+    tgt_out: torch.Tensor  # (batch, tgt_len): y_1 … y_n </s>
+
+    def to(self, device) -> "Batch":
+        return Batch(*(t.to(device, non_blocking=True) for t in (self.src, self.src_lengths, self.tgt_in, self.tgt_out)))
+
+    @property
+    def tgt_mask(self) -> torch.Tensor:
+        return self.tgt_out != PAD
+
+
+@dataclass
+class Terms:
+    """Per-sentence sums of the objective's terms (batch,), and the token count."""
+
+    rec: torch.Tensor  # −log p(Y|z, a, X) summed over target tokens
+    kl_z: torch.Tensor  # KL[q(z|X) || p(z)]
+    kl_a: torch.Tensor  # Σ_j KL[q(a_j|X) || p(a_j)] over real target steps
+    tokens: torch.Tensor  # number of target tokens (incl. </s>)
+
+
+class Seq2SeqVAE(nn.Module):
+    def __init__(self, src_vocab: int, tgt_vocab: int, model: ModelConfig, variant: VariantConfig):
+        super().__init__()
+        self.variant = variant
+        self.encoder = Encoder(src_vocab, model.embedding_dim, model.hidden_size, model.dropout)
+        memory_size = self.encoder.output_size
+        self.latent = SentenceLatent(memory_size, model.z_dim) if variant.latent_z else None
+        z_dim = model.z_dim if variant.latent_z else 0
+        attention = build_attention(variant.attention, model.hidden_size, memory_size, variant)
+        self.decoder = Decoder(tgt_vocab, model.embedding_dim, model.hidden_size, memory_size, z_dim,
+                               attention, model.dropout)
+        # The decoder starts from z (the VAE) or from the source summary (the plain model).
+        self.init_hidden = nn.Linear(z_dim if variant.latent_z else memory_size, model.hidden_size)
+
+    def encode(self, src, src_lengths, sample: bool):
+        """Returns the decoder's Memory, its initial LSTM state, and q(z|X) (None without z)."""
+        states, summary = self.encoder(src, src_lengths)
+        posterior = self.latent(summary, sample) if self.latent is not None else None
+        z = posterior.z if posterior is not None else None
+        h0 = torch.tanh(self.init_hidden(z if z is not None else summary))[None]  # (1, batch, hidden)
+        return Memory(states, src != PAD, z), (h0, torch.zeros_like(h0)), posterior
+
+    def forward(self, batch: Batch, sample: bool, temperature: float = 1.0, word_dropout: float = 0.0) -> Terms:
+        """Teacher-forced pass: the per-sentence terms of I = rec + λ·KL_z + γ·Σ_j KL_a_j."""
+        memory, hidden, posterior = self.encode(batch.src, batch.src_lengths, sample)
+        inputs = batch.tgt_in
+        if word_dropout > 0:  # Bowman et al. (2016): hide some previous words so z must carry content
+            drop = (torch.rand(inputs.shape, device=inputs.device) < word_dropout) & (inputs > 3)
+            inputs = inputs.masked_fill(drop, 1)  # <unk>
+        mask = batch.tgt_mask
+        logits, _, attended = self.decoder(inputs, hidden, memory, sample, temperature, select=mask)
+        token_nll = F.cross_entropy(logits.float(), batch.tgt_out[mask], reduction="none")
+        rec = torch.zeros(mask.shape, dtype=token_nll.dtype, device=mask.device)
+        rec[mask] = token_nll
+        zeros = rec.new_zeros(mask.size(0))
+        kl_z = posterior.kl.float() if posterior is not None else zeros
+        kl_a = (attended.kl * mask).sum(1) if attended is not None else zeros
+        return Terms(rec=rec.sum(1), kl_z=kl_z, kl_a=kl_a, tokens=mask.sum(1))
+
+
+def build_model(src_vocab: int, tgt_vocab: int, model: ModelConfig, variant: VariantConfig) -> Seq2SeqVAE:
+    return Seq2SeqVAE(src_vocab, tgt_vocab, model, variant)

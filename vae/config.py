@@ -103,12 +103,13 @@ class VariantConfig:
 
 @dataclass(frozen=True)
 class KLScheduleConfig:
-    """λ_KL(t): linear warm-up, sigmoid, or cyclical (Fu et al., 2019)."""
+    """λ_KL(t): linear warm-up, sigmoid, or cyclical (Fu et al., 2019); a function of the step alone,
+    so training longer extends a run instead of changing its past."""
 
     schedule: Literal["constant", "linear", "sigmoid", "cyclical"] = "linear"
     max_weight: float = field(default=1.0, metadata=_range(0.0))
     warmup_steps: int = field(default=5000, metadata=_range(1))
-    cycles: int = field(default=4, metadata=_range(1))
+    cycle_steps: int = field(default=10000, metadata=_range(1))
     ratio: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
 
 
@@ -127,6 +128,25 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class DecodeConfig:
+    """Beam search on the test split (beam_size 1 is greedy)."""
+
+    beam_size: int = field(default=5, metadata=_range(1))
+    length_penalty: float = field(default=1.0, metadata=_range(0.0))
+    max_length_ratio: float = field(default=1.5, metadata=_range(0.0, lo_open=True))
+    max_length_slack: int = field(default=10, metadata=_range(0))
+    max_sentences: int = field(default=0, metadata=_range(0))  # 0: the whole test split
+    max_tokens: int = field(default=6000, metadata=_range(1))  # source tokens × beam per batch
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    bootstrap_samples: int = field(default=1000, metadata=_range(1))
+    baselines: tuple[str, ...] = ("none", "deterministic")
+
+
+@dataclass(frozen=True)
 class Params:
     download: DownloadConfig = DownloadConfig()
     prepare: PrepareConfig = PrepareConfig()
@@ -134,6 +154,8 @@ class Params:
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     variants: dict[str, VariantConfig] = field(default_factory=dict)
+    decode: DecodeConfig = DecodeConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -178,6 +200,10 @@ def _coerce(hint, value, dotted: str, metadata) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"'{dotted}' must be a mapping, got {_kind(value)}")
         return {k: _coerce(value_type, v, f"{dotted}.{k}", {}) for k, v in value.items()}
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"'{dotted}' must be a list of strings, got {value!r}")
+        return tuple(value)
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:

@@ -32,14 +32,14 @@ def objective(terms: Terms, kl_weight: float, gamma_a: float) -> Objective:
     return Objective(loss, rec.item(), kl_z.item(), kl_a.item())
 
 
-def kl_weight(step: int, cfg: KLScheduleConfig, total_steps: int) -> float:
+def kl_weight(step: int, cfg: KLScheduleConfig) -> float:
     """λ_KL at optimiser step `step`.
 
     - constant: max_weight throughout.
     - linear: rises from 0 to max_weight over warmup_steps (Bowman et al., 2016).
     - sigmoid: max_weight · σ(10·(step/warmup_steps − ½)), centred on half the warm-up.
-    - cyclical: `cycles` equal periods over the run; each rises linearly over the first
-      `ratio` of its period, then holds max_weight (Fu et al., 2019).
+    - cyclical: periods of `cycle_steps`; each rises linearly over the first `ratio` of
+      its period, then holds max_weight (Fu et al., 2019).
     """
     if cfg.schedule == "constant":
         return cfg.max_weight
@@ -47,6 +47,5 @@ def kl_weight(step: int, cfg: KLScheduleConfig, total_steps: int) -> float:
         return cfg.max_weight * min(1.0, step / cfg.warmup_steps)
     if cfg.schedule == "sigmoid":
         return cfg.max_weight / (1.0 + math.exp(-10.0 * (step / cfg.warmup_steps - 0.5)))
-    period = max(1.0, total_steps / cfg.cycles)
-    phase = (step % period) / period
+    phase = (step % cfg.cycle_steps) / cfg.cycle_steps
     return cfg.max_weight * min(1.0, phase / cfg.ratio)

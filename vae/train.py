@@ -48,7 +48,8 @@ class Setup:
 
     def fingerprint(self) -> str:
         resumable = self.as_dict()
-        resumable["train"].pop("device")  # a run may resume on another device
+        resumable["train"].pop("device")  # a run may resume on another device,
+        resumable["train"].pop("epochs")  # and train for longer: no schedule depends on the run's length
         return hashlib.sha256(json.dumps(resumable, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -86,6 +87,10 @@ def evaluate(model: Seq2SeqVAE, pairs: Pairs, max_tokens: int, device, precision
             "dev_rec": sums["rec"] / n, "dev_kl_z": sums["kl_z"] / n, "dev_kl_a": sums["kl_a"] / n,
             "dev_nll_per_token": sums["rec"] / tokens, "dev_ppl": math.exp(min(sums["rec"] / tokens, 50.0)),
             "dev_kl_z_per_token": sums["kl_z"] / tokens, "dev_kl_a_per_token": sums["kl_a"] / tokens}
+
+
+def _kept(last: Path) -> str:
+    return f"{last} still holds the last good epoch" if last.is_file() else "no epoch had finished, so nothing was saved"
 
 
 def _autocast(device: torch.device, precision: str):
@@ -132,7 +137,7 @@ def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Pa
             batches = buckets(train_pairs, cfg.max_tokens, seed=cfg.seed + run.epoch)
             for indices in batches:
                 batch = collate([train_pairs.src[i] for i in indices], [train_pairs.tgt[i] for i in indices]).to(device)
-                weight = kl_weight(run.step, cfg.kl, total_steps)
+                weight = kl_weight(run.step, cfg.kl)
                 tau = gumbel_temperature(run.step, variant.gumbel_tau0, variant.gumbel_tau_min, variant.gumbel_anneal_rate)
                 with _autocast(device, cfg.precision):
                     terms = model(batch, sample=True, temperature=tau, word_dropout=cfg.word_dropout)
@@ -141,7 +146,7 @@ def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Pa
                     raise UserError(
                         f"the loss became {result.loss.item()} at step {run.step} (epoch {run.epoch + 1}): rec "
                         f"{result.rec:.3g}, KL_z {result.kl_z:.3g}, KL_a {result.kl_a:.3g}, λ_KL {weight:.3g}, τ {tau:.3g}. "
-                        f"Training stopped; {last} still holds the last good epoch. Try a lower train.learning_rate "
+                        f"Training stopped; {_kept(last)}. Try a lower train.learning_rate "
                         "or train.clip_norm, or a higher gumbel_tau_min."
                     )
                 optimiser.zero_grad(set_to_none=True)
@@ -158,6 +163,9 @@ def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Pa
                                 f"KLz {result.kl_z:.2f} KLa {result.kl_a:.2f} λ {weight:.2f} {rate:,.0f} tok/s")
             train_seconds = time.perf_counter() - epoch_start
             dev = evaluate(model, dev_pairs, cfg.max_tokens, device, cfg.precision)
+            if not math.isfinite(dev["dev_loss"]):
+                raise UserError(f"the dev loss became {dev['dev_loss']} after epoch {run.epoch + 1}; training "
+                                f"stopped; {_kept(last)}. Try a lower train.learning_rate.")
             run.epoch += 1
             row = {"epoch": run.epoch, "step": run.step, **{f"train_{k}": v / len(train_pairs) for k, v in sums.items()},
                    "kl_weight": weight, "temperature": tau, **dev, "tokens_per_s": tokens / train_seconds,

@@ -1,0 +1,39 @@
+"""evaluate: BLEU/chrF per variant with signatures, paired bootstrap, and the results table."""
+
+import json
+from pathlib import Path
+
+from vae import cli
+from vae.data import read_lines
+from vae.io import write_json, write_text
+from vae.metrics import corpus_scores, paired_bootstrap
+from vae.report import results_table
+
+
+def main(args, params):
+    variants = list(params.variants)
+    hypotheses = {name: read_lines(Path(args.decoded) / f"{name}.txt") for name in variants}
+    references = read_lines(Path(args.references))[: len(next(iter(hypotheses.values())))]
+    scores = {name: corpus_scores(hyps, references) for name, hyps in hypotheses.items()}
+    for name in variants:
+        scores[name]["train"] = json.loads((Path(args.trained) / f"{name}.json").read_text())
+    significance = {}
+    for baseline in params.evaluate.baselines:
+        if baseline in hypotheses:
+            others = [(n, h) for n, h in hypotheses.items() if n != baseline]
+            significance[baseline] = paired_bootstrap((baseline, hypotheses[baseline]), others, references,
+                                                      params.evaluate.bootstrap_samples)
+    metrics = {"test_sentences": len(references), "variants": scores, "bootstrap": significance}
+    write_json(args.metrics, metrics)
+    write_text(args.table, results_table(metrics, params))
+    cli.console.print(Path(args.table).read_text())
+
+
+if __name__ == "__main__":
+    p = cli.parser(__doc__)
+    p.add_argument("--decoded", default="results/decode")
+    p.add_argument("--trained", default="results/train")
+    p.add_argument("--references", default="data/prepared/test.tgt")
+    p.add_argument("--metrics", default="results/metrics.json")
+    p.add_argument("--table", default="results/RESULTS.md")
+    cli.run(main, p)

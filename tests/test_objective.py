@@ -1,0 +1,111 @@
+"""The objective I = rec + λ_KL·KL_z + γ_a·Σ_j KL_a_j, the λ_KL schedules and the Gumbel τ schedule."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vae.config import KLScheduleConfig
+from vae.model import Terms
+from vae.model.attention import gumbel_temperature
+from vae.objective import kl_weight, objective
+
+
+def random_terms(seed=0, n=6) -> Terms:
+    g = torch.Generator().manual_seed(seed)
+    return Terms(rec=(torch.rand(n, generator=g) * 20).requires_grad_(), kl_z=torch.rand(n, generator=g) * 5,
+                 kl_a=torch.rand(n, generator=g) * 3, tokens=torch.randint(1, 10, (n,), generator=g))
+
+
+@pytest.mark.parametrize("lam, gamma", [(0.0, 0.0), (1.0, 1.0), (0.3, 2.5), (0.0, 1.0)])
+def test_objective_is_mean_rec_plus_weighted_mean_kls(lam, gamma):
+    terms = random_terms()
+    result = objective(terms, lam, gamma)
+    expected = terms.rec.mean() + lam * terms.kl_z.mean() + gamma * terms.kl_a.mean()
+    torch.testing.assert_close(result.loss, expected)
+    assert result.rec == pytest.approx(terms.rec.mean().item())
+    assert result.kl_z == pytest.approx(terms.kl_z.mean().item())
+    assert result.kl_a == pytest.approx(terms.kl_a.mean().item())
+    result.loss.backward()  # a scalar with a gradient to the terms
+    torch.testing.assert_close(terms.rec.grad, torch.full((6,), 1 / 6))
+
+
+def test_objective_weights_change_the_loss():
+    terms = random_terms(1)
+    base = objective(terms, 0.0, 0.0).loss
+    assert objective(terms, 1.0, 0.0).loss > base
+    assert objective(terms, 0.0, 1.0).loss > base
+    torch.testing.assert_close(objective(terms, 0.0, 0.0).loss, terms.rec.mean())
+
+
+def test_constant_schedule():
+    cfg = KLScheduleConfig(schedule="constant", max_weight=0.7, warmup_steps=10)
+    assert [kl_weight(s, cfg) for s in (0, 5, 10, 999)] == [0.7] * 4
+
+
+def test_linear_schedule():
+    cfg = KLScheduleConfig(schedule="linear", max_weight=0.8, warmup_steps=100)
+    assert kl_weight(0, cfg) == 0.0
+    assert kl_weight(25, cfg) == pytest.approx(0.2)
+    assert kl_weight(50, cfg) == pytest.approx(0.4)
+    assert kl_weight(100, cfg) == pytest.approx(0.8)  # max at the end of the warm-up
+    assert kl_weight(101, cfg) == pytest.approx(0.8)
+    assert kl_weight(10_000, cfg) == pytest.approx(0.8)
+    weights = [kl_weight(s, cfg) for s in range(0, 120)]
+    assert weights == sorted(weights)
+
+
+def test_sigmoid_schedule():
+    cfg = KLScheduleConfig(schedule="sigmoid", max_weight=2.0, warmup_steps=100)
+    assert kl_weight(50, cfg) == pytest.approx(1.0)  # ½·max at half the warm-up
+    assert kl_weight(0, cfg) == pytest.approx(2.0 / (1 + math.exp(5)))
+    assert kl_weight(0, cfg) < 0.01 * 2.0
+    assert kl_weight(100, cfg) > 0.99 * 2.0
+    assert kl_weight(10_000, cfg) == pytest.approx(2.0)
+    weights = [kl_weight(s, cfg) for s in range(0, 200)]
+    assert weights == sorted(weights) and len(set(weights)) > 100
+
+
+def test_cyclical_schedule_restarts_every_period():
+    cfg = KLScheduleConfig(schedule="cyclical", max_weight=1.0, warmup_steps=5000, cycle_steps=100, ratio=0.5)
+    # periods of 100 steps: rise over the first 50, then hold the maximum
+    expected = {0: 0.0, 25: 0.5, 50: 1.0, 75: 1.0, 99: 1.0,
+                100: 0.0, 125: 0.5, 150: 1.0, 199: 1.0,
+                200: 0.0, 300: 0.0, 310: 0.2, 350: 1.0, 399: 1.0, 10_000: 0.0}
+    for step, weight in expected.items():
+        assert kl_weight(step, cfg) == pytest.approx(weight), step
+    restarts = [s for s in range(1, 400) if kl_weight(s, cfg) < kl_weight(s - 1, cfg)]
+    assert restarts == [100, 200, 300]
+
+
+def test_cyclical_schedule_ratio_one_rises_over_the_whole_period():
+    cfg = KLScheduleConfig(schedule="cyclical", max_weight=3.0, cycle_steps=10, ratio=1.0)
+    assert [kl_weight(s, cfg) for s in (0, 5, 9, 10, 15, 20)] == pytest.approx([0.0, 1.5, 2.7, 0.0, 1.5, 0.0])
+    weights = [kl_weight(s, cfg) for s in range(100)]
+    assert all(0.0 <= w < 3.0 for w in weights)
+
+
+def test_schedules_depend_on_the_step_alone():
+    for schedule in ("constant", "linear", "sigmoid", "cyclical"):
+        cfg = KLScheduleConfig(schedule=schedule, max_weight=0.9, warmup_steps=40, cycle_steps=30, ratio=0.25)
+        first = [kl_weight(s, cfg) for s in range(200)]
+        assert first == [kl_weight(s, cfg) for s in range(200)]
+        assert all(0.0 <= w <= 0.9 + 1e-12 for w in first), schedule
+
+
+def test_gumbel_temperature_constant_without_annealing():
+    assert {gumbel_temperature(s, 1.3, 0.5, 0.0) for s in (0, 10, 10**6)} == {1.3}
+
+
+def test_gumbel_temperature_decays_to_its_floor():
+    tau0, tau_min, rate = 2.0, 0.5, 0.01
+    assert gumbel_temperature(0, tau0, tau_min, rate) == pytest.approx(tau0)
+    assert gumbel_temperature(50, tau0, tau_min, rate) == pytest.approx(tau0 * math.exp(-0.5))
+    taus = [gumbel_temperature(s, tau0, tau_min, rate) for s in range(0, 400, 10)]
+    assert taus == sorted(taus, reverse=True) and taus[0] > taus[5]
+    floor_step = math.ceil(math.log(tau0 / tau_min) / rate)  # ≈ 139
+    assert gumbel_temperature(floor_step - 5, tau0, tau_min, rate) > tau_min
+    assert gumbel_temperature(floor_step, tau0, tau_min, rate) == tau_min
+    assert gumbel_temperature(10**7, tau0, tau_min, rate) == tau_min

@@ -1,0 +1,255 @@
+"""The training loop: exact resumption, fingerprinted checkpoints, NaN guard, and the best model."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO
+from vae import UserError
+from vae.batching import Pairs, collate
+from vae.config import KLScheduleConfig, ModelConfig, TrainConfig, VariantConfig, parse
+from vae.model import Seq2SeqVAE, Terms
+from vae.train import Run, Setup, evaluate, load_model, train
+
+VOCAB = 30
+TIMING = {"tokens_per_s", "epoch_seconds"}  # wall-clock measurements: the only history that may differ
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread is fastest, and immune to oversubscribed cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def repo_variant(name: str) -> VariantConfig:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["variants"][name]
+    return parse(VariantConfig, raw, f"variants.{name}")
+
+
+def random_pairs(n: int, seed: int) -> Pairs:
+    g = torch.Generator().manual_seed(seed)
+
+    def seq():
+        return torch.randint(4, VOCAB, (int(torch.randint(3, 9, (1,), generator=g)),), generator=g)
+
+    src, tgt = [], []
+    for _ in range(n):
+        src.append(seq())
+        tgt.append(seq())
+    return Pairs(src, tgt)
+
+
+TRAIN, DEV = random_pairs(48, seed=0), random_pairs(12, seed=1)
+
+
+def make_setup(variant: str | VariantConfig = "gaussian", **train) -> Setup:
+    variant = repo_variant(variant) if isinstance(variant, str) else variant
+    options = dict(epochs=3, max_tokens=60, learning_rate=3e-3, word_dropout=0.1, seed=3, device="cpu",
+                   kl=KLScheduleConfig(schedule="linear", max_weight=1.0, warmup_steps=10))
+    options.update(train)
+    return Setup(model=ModelConfig(embedding_dim=16, hidden_size=16, z_dim=8, dropout=0.2), variant=variant,
+                 train=TrainConfig(**options), src_vocab=VOCAB, tgt_vocab=VOCAB, train_pairs=len(TRAIN))
+
+
+class Interrupt(Exception):
+    pass
+
+
+def interrupt_after(epoch: int):
+    def hook(run: Run) -> None:
+        if run.epoch == epoch:
+            raise Interrupt
+    return hook
+
+
+def last_state(directory) -> dict:
+    return torch.load(directory / "last.pt", weights_only=False)
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def without_timing(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in history]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted 3-epoch run per variant, shared by the tests that compare against it."""
+    runs = {}
+
+    def get(variant: str):
+        if variant not in runs:
+            directory = tmp_path_factory.mktemp(f"reference-{variant}")
+            model, run = train(make_setup(variant), TRAIN, DEV, directory)
+            runs[variant] = (directory, model, run)
+        return runs[variant]
+
+    return get
+
+
+# --- resumption ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["gaussian", "gumbel"])
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, reference, variant):
+    ref_dir, _, ref_run = reference(variant)
+    with pytest.raises(Interrupt):
+        train(make_setup(variant), TRAIN, DEV, tmp_path, on_epoch_end=interrupt_after(1))
+    assert last_state(tmp_path)["run"]["epoch"] == 1
+    _, run = train(make_setup(variant), TRAIN, DEV, tmp_path)
+    assert run.epoch == 3 and len(run.history) == 3
+    assert without_timing(run.history) == without_timing(ref_run.history)
+    assert run.step == ref_run.step and run.best_dev_loss == ref_run.best_dev_loss
+    resumed, uninterrupted = last_state(tmp_path), last_state(ref_dir)
+    assert_same_weights(resumed["model"], uninterrupted["model"])
+    assert without_timing(resumed["run"]["history"]) == without_timing(uninterrupted["run"]["history"])
+    assert_same_weights(torch.load(tmp_path / "best.pt")["model"], torch.load(ref_dir / "best.pt")["model"])
+
+
+def test_reference_run_really_trains(reference):
+    _, _, run = reference("gaussian")
+    assert [row["epoch"] for row in run.history] == [1, 2, 3]
+    steps = [row["step"] for row in run.history]
+    assert 1 < steps[0] < steps[1] < steps[2] == run.step
+    assert run.history[-1]["train_rec"] < run.history[0]["train_rec"]
+    assert all(math.isfinite(row["dev_loss"]) for row in run.history)
+    assert run.history[0]["kl_weight"] < run.history[-1]["kl_weight"] <= 1.0  # the linear warm-up
+
+
+def test_longer_run_extends_a_finished_one(tmp_path, reference):
+    """epochs is not part of the fingerprint: 2 epochs, then 3, equals 3 at once."""
+    ref_dir, _, ref_run = reference("gaussian")
+    train(make_setup(epochs=2), TRAIN, DEV, tmp_path)
+    _, run = train(make_setup(epochs=3), TRAIN, DEV, tmp_path)
+    assert without_timing(run.history) == without_timing(ref_run.history)
+    assert_same_weights(last_state(tmp_path)["model"], last_state(ref_dir)["model"])
+
+
+def test_finished_run_is_not_trained_again(tmp_path):
+    setup = make_setup("deterministic", epochs=1)
+    _, first = train(setup, TRAIN, DEV, tmp_path)
+    before = last_state(tmp_path)
+    model, again = train(setup, TRAIN, DEV, tmp_path)
+    assert without_timing(again.history) == without_timing(first.history) and again.step == first.step
+    assert_same_weights(last_state(tmp_path)["model"], before["model"])
+    assert not model.training
+
+
+def test_checkpoint_from_other_settings_is_not_resumed(tmp_path):
+    other_lr = make_setup("deterministic", epochs=2, learning_rate=1e-2)
+    setup = make_setup("deterministic", epochs=2)
+    assert other_lr.fingerprint() != setup.fingerprint()
+    with pytest.raises(Interrupt):
+        train(other_lr, TRAIN, DEV, tmp_path, on_epoch_end=interrupt_after(1))
+    assert last_state(tmp_path)["run"]["epoch"] == 1
+    _, run = train(setup, TRAIN, DEV, tmp_path)
+    assert len(run.history) == 2 and [row["epoch"] for row in run.history] == [1, 2]
+    assert last_state(tmp_path)["fingerprint"] == setup.fingerprint()
+    fresh = tmp_path / "fresh"
+    _, fresh_run = train(setup, TRAIN, DEV, fresh)  # starting afresh means exactly this
+    assert without_timing(run.history) == without_timing(fresh_run.history)
+    assert_same_weights(last_state(tmp_path)["model"], last_state(fresh)["model"])
+
+
+def test_fingerprint_ignores_device_and_epochs_only():
+    base = make_setup()
+    assert make_setup(device="cuda").fingerprint() == base.fingerprint()
+    assert make_setup(epochs=9).fingerprint() == base.fingerprint()
+    for changed in (make_setup(seed=4), make_setup(max_tokens=61), make_setup("gumbel"),
+                    dataclasses.replace(base, model=ModelConfig(16, 16, 8, 0.1)),
+                    make_setup(kl=KLScheduleConfig(schedule="constant"))):
+        assert changed.fingerprint() != base.fingerprint()
+
+
+# --- NaN guard ----------------------------------------------------------------------------------
+
+
+def poison_after_epoch(monkeypatch, epoch: int | None):
+    """Make every training forward pass return a NaN loss once `epoch` epochs are done (None: at once)."""
+    state = {"on": epoch is None}
+    real_forward = Seq2SeqVAE.forward
+
+    def forward(self, batch, *args, **kwargs):
+        terms = real_forward(self, batch, *args, **kwargs)
+        if self.training and state["on"]:
+            return Terms(terms.rec * float("nan"), terms.kl_z, terms.kl_a, terms.tokens)
+        return terms
+
+    def hook(run: Run) -> None:
+        if run.epoch == epoch:
+            state["on"] = True
+
+    monkeypatch.setattr(Seq2SeqVAE, "forward", forward)
+    return hook
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_last_epoch(tmp_path, monkeypatch, reference):
+    setup = make_setup("gaussian")
+    hook = poison_after_epoch(monkeypatch, epoch=1)
+    with pytest.raises(UserError) as err:
+        train(setup, TRAIN, DEV, tmp_path, on_epoch_end=hook)
+    message = str(err.value)
+    steps_per_epoch = reference("gaussian")[2].history[0]["step"]
+    assert "loss became nan" in message and f"at step {steps_per_epoch} (epoch 2)" in message
+    assert "last.pt" in message and "learning_rate" in message
+    blob = last_state(tmp_path)
+    assert blob["run"]["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in blob["model"].values() if t.is_floating_point())
+    model, _ = load_model(tmp_path / "last.pt")
+    assert not model.training
+    monkeypatch.undo()  # the cause is gone: the run resumes from that epoch to the usual result
+    _, run = train(setup, TRAIN, DEV, tmp_path)
+    ref_dir, _, ref_run = reference("gaussian")
+    assert without_timing(run.history) == without_timing(ref_run.history)
+    assert_same_weights(last_state(tmp_path)["model"], last_state(ref_dir)["model"])
+
+
+def test_nan_loss_on_the_first_step_writes_no_checkpoint(tmp_path, monkeypatch):
+    poison_after_epoch(monkeypatch, epoch=None)
+    with pytest.raises(UserError, match=r"loss became nan at step 0 \(epoch 1\)"):
+        train(make_setup("deterministic"), TRAIN, DEV, tmp_path)
+    assert not (tmp_path / "last.pt").exists() and not (tmp_path / "best.pt").exists()
+
+
+# --- the best model -------------------------------------------------------------------------------
+
+
+def test_best_checkpoint_loads_in_eval_mode(reference):
+    directory, returned, run = reference("gaussian")
+    model, blob = load_model(directory / "best.pt")
+    assert isinstance(model, Seq2SeqVAE)
+    assert not model.training and not any(m.training for m in model.modules())
+    assert not returned.training
+    assert_same_weights(model.state_dict(), returned.state_dict())
+    dev_losses = [row["dev_loss"] for row in run.history]
+    assert blob["epoch"] == 1 + dev_losses.index(min(dev_losses))
+    assert run.best_dev_loss == min(dev_losses)
+    assert blob["setup"] == make_setup("gaussian").as_dict()
+    again = evaluate(model, DEV, 60, torch.device("cpu"), "fp32")
+    assert again["dev_loss"] == pytest.approx(min(dev_losses), rel=1e-5)
+
+
+def test_evaluate_sums_per_sentence_terms(reference):
+    _, model, _ = reference("gaussian")
+    dev = evaluate(model, DEV, 60, torch.device("cpu"), "fp32")
+    with torch.no_grad():
+        terms = model(collate(DEV.src, DEV.tgt), sample=False)
+    n, tokens = len(DEV), terms.tokens.sum().item()
+    assert dev["dev_rec"] == pytest.approx(terms.rec.sum().item() / n, rel=1e-5)
+    assert dev["dev_kl_z"] == pytest.approx(terms.kl_z.sum().item() / n, rel=1e-5)
+    assert dev["dev_kl_a"] == pytest.approx(terms.kl_a.sum().item() / n, rel=1e-5)
+    assert dev["dev_loss"] == pytest.approx(dev["dev_rec"] + dev["dev_kl_z"] + dev["dev_kl_a"])
+    assert dev["dev_nll_per_token"] == pytest.approx(terms.rec.sum().item() / tokens, rel=1e-5)
+    assert dev["dev_ppl"] == pytest.approx(math.exp(dev["dev_nll_per_token"]))

@@ -1,0 +1,97 @@
+"""Batched decoding: beam search (greedy is beam size 1), with the latents at their means or sampled.
+
+Each step runs the same `Decoder.forward` as training, one token at a time. A hypothesis ends
+at </s> or at its length limit ⌊ratio·|X|⌋ + slack; finished beams only extend with free
+padding, so they keep their score. The final choice among the k beams divides the
+log-probability by the GNMT length penalty ((5 + |Y|)/6)^α (Wu et al., 2016).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from vae.batching import collate
+from vae.model import Seq2SeqVAE
+from vae.tokenizer import BOS, EOS, PAD
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    beam_size: int = 5
+    length_penalty: float = 1.0  # α; 0 ranks by raw log-probability
+    max_length_ratio: float = 1.5
+    max_length_slack: int = 10
+    sample: bool = False  # draw z and a from q(·|X) instead of taking their means
+
+
+def _repeat(x: torch.Tensor, k: int, dim: int = 0) -> torch.Tensor:
+    return x.repeat_interleave(k, dim=dim)
+
+
+@torch.no_grad()
+def beam_search(model: Seq2SeqVAE, src: torch.Tensor, src_lengths: torch.Tensor,
+                settings: SearchSettings) -> list[list[int]]:
+    """Best hypothesis per source sentence as token ids (without <s>, </s>, padding)."""
+    model.eval()
+    batch, k = src.size(0), settings.beam_size
+    memory, (h, c), _ = model.encode(src, src_lengths, sample=settings.sample)
+    memory.states, memory.mask = _repeat(memory.states, k), _repeat(memory.mask, k)
+    if memory.z is not None:
+        memory.z = _repeat(memory.z, k)
+    h, c = _repeat(h, k, 1), _repeat(c, k, 1)
+    limits = _repeat((src_lengths.to(src.device) * settings.max_length_ratio).long() + settings.max_length_slack, k)
+
+    scores = torch.full((batch, k), float("-inf"), device=src.device)
+    scores[:, 0] = 0.0  # all beams start identical: keep one alive
+    tokens = torch.full((batch * k, 1), BOS, dtype=torch.long, device=src.device)
+    finished = torch.zeros(batch * k, dtype=torch.bool, device=src.device)
+    offsets = (torch.arange(batch, device=src.device) * k)[:, None]
+    for step in range(int(limits.max())):
+        logits, (h, c), _ = model.decoder(tokens[:, -1:], (h, c), memory, sample=settings.sample)
+        log_probs = F.log_softmax(logits[:, 0].float(), dim=-1)  # (batch*k, vocab)
+        log_probs[:, PAD] = float("-inf")
+        at_limit = step + 1 >= limits
+        log_probs[at_limit & ~finished] = torch.where(
+            torch.arange(log_probs.size(1), device=src.device) == EOS, 0.0, float("-inf"))
+        log_probs[finished] = torch.where(torch.arange(log_probs.size(1), device=src.device) == PAD, 0.0, float("-inf"))
+        vocab = log_probs.size(1)
+        candidates = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)
+        scores, flat = candidates.topk(k, dim=1)  # (batch, k)
+        chosen = (offsets + flat // vocab).view(-1)  # rows of the previous beams
+        new_tokens = (flat % vocab).view(-1, 1)
+        tokens = torch.cat([tokens[chosen], new_tokens], dim=1)
+        h, c = h[:, chosen], c[:, chosen]
+        finished = finished[chosen] | (new_tokens[:, 0] == EOS)
+        if bool(finished.all()):
+            break
+
+    body = tokens[:, 1:]
+    lengths = ((body != PAD) & (body != EOS)).sum(1) + 1  # + </s>
+    penalty = ((5.0 + lengths.float()) / 6.0) ** settings.length_penalty
+    best = (scores.view(-1) / penalty).view(batch, k).argmax(1) + offsets[:, 0]
+    return [[t for t in row if t not in (PAD, EOS)] for row in body[best].tolist()]
+
+
+def translate_ids(model: Seq2SeqVAE, sources: list[list[int]], settings: SearchSettings,
+                  max_tokens: int = 4000, device: str | torch.device = "cpu") -> list[list[int]]:
+    """Decode id sequences in length-sorted batches of at most `max_tokens` source tokens
+    (counting every beam); results come back in input order."""
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    chunks, current = [], []
+    for i in order:  # ascending lengths: the newest sentence is the longest of its chunk
+        if current and (len(sources[i]) + 1) * settings.beam_size * (len(current) + 1) > max_tokens:
+            chunks.append(current)
+            current = []
+        current.append(i)
+    if current:
+        chunks.append(current)
+    results: list[list[int]] = [[] for _ in sources]
+    no_target = torch.zeros(0, dtype=torch.long)
+    for chunk in chunks:
+        batch = collate([torch.tensor(sources[i], dtype=torch.long) for i in chunk], [no_target] * len(chunk))
+        for i, hyp in zip(chunk, beam_search(model, batch.src.to(device), batch.src_lengths.to(device), settings)):
+            results[i] = hyp
+    return results

@@ -7,35 +7,36 @@
 set -euo pipefail
 export PYTHONUNBUFFERED=1 COLUMNS=160 OMP_NUM_THREADS=3  # 5 concurrent runs share 16 cores
 OUT=${OUT:?set OUT}; BUDGET=${TRAIN_BUDGET_S:-300}; MAX_EPOCHS=${MAX_EPOCHS:-30}
-VARIANTS="plain none deterministic gaussian gumbel"
+VARIANTS="plain none deterministic gaussian gumbel"; PY=${PYTHON:-python3}
 mkdir -p "$OUT/logs"
-python - <<'PY' | tee "$OUT/logs/env.txt"
+$PY - <<'PY' | tee "$OUT/logs/env.txt"
 import torch, sentencepiece, sacrebleu, platform
 print("python", platform.python_version(), "torch", torch.__version__, "cuda", torch.version.cuda,
       "gpu", torch.cuda.get_device_name() if torch.cuda.is_available() else None,
       "sentencepiece", sentencepiece.__version__, "sacrebleu", sacrebleu.__version__)
 PY
-set_epochs() { python - "$1" <<'PY'
+set_epochs() { $PY - "$1" <<'PY'
 import sys, yaml
 p = yaml.safe_load(open("params.yaml")); p["train"]["epochs"] = int(sys.argv[1]); p["decode"]["max_tokens"] = 60000
 yaml.safe_dump(p, open("params.yaml", "w"), sort_keys=False)
 PY
 }
 t0=$(date +%s)
-for stage in download prepare tokenize; do python -m stages.$stage 2>&1 | tee -a "$OUT/logs/data.log"; done
+for stage in download prepare tokenize; do $PY -m stages.$stage 2>&1 | tee -a "$OUT/logs/data.log"; done
 echo "data stages: $(( $(date +%s) - t0 ))s" | tee -a "$OUT/logs/times.txt"
 
-train_all() { for v in $VARIANTS; do python -m stages.train --variant $v >> "$OUT/logs/train_$v.log" 2>&1 & done; wait; }
+train_all() { for v in $VARIANTS; do $PY -m stages.train --variant $v >> "$OUT/logs/train_$v.log" 2>&1 & done; wait; }
 set_epochs 1; t1=$(date +%s); train_all; epoch1=$(( $(date +%s) - t1 ))
 epochs=$(( BUDGET / (epoch1 > 0 ? epoch1 : 1) )); epochs=$(( epochs < 1 ? 1 : (epochs > MAX_EPOCHS ? MAX_EPOCHS : epochs) ))
 echo "epoch 1 (5 variants at once): ${epoch1}s -> training to $epochs epochs" | tee -a "$OUT/logs/times.txt"
 set_epochs "$epochs"; t2=$(date +%s); train_all
 echo "train epochs 2-$epochs: $(( $(date +%s) - t2 ))s" | tee -a "$OUT/logs/times.txt"
+tar czf "$OUT/gpu_run.tgz" results "$OUT/logs"  # what is done so far, should the rest run out of time
 
 t3=$(date +%s)
-for v in $VARIANTS; do python -m stages.decode --variant $v >> "$OUT/logs/decode_$v.log" 2>&1 & done; wait
+for v in $VARIANTS; do $PY -m stages.decode --variant $v >> "$OUT/logs/decode_$v.log" 2>&1 & done; wait
 echo "decode (5 at once): $(( $(date +%s) - t3 ))s" | tee -a "$OUT/logs/times.txt"
-python -m stages.evaluate > "$OUT/logs/evaluate.log" 2>&1 || true
+$PY -m stages.evaluate > "$OUT/logs/evaluate.log" 2>&1 || true
 echo "total: $(( $(date +%s) - t0 ))s" | tee -a "$OUT/logs/times.txt"
 cp params.yaml "$OUT/logs/params.yaml"
-tar czf "$OUT/gpu_run.tgz" results "$OUT/logs" 2>/dev/null || tar czf "$OUT/gpu_run.tgz" results
+tar czf "$OUT/gpu_run.tgz" results "$OUT/logs"

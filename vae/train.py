@@ -117,9 +117,9 @@ def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Pa
             model.load_state_dict(blob["model"])
             optimiser.load_state_dict(blob["optimiser"])
             run = Run(**blob["run"])
-            torch.set_rng_state(blob["rng"]["cpu"])
+            torch.set_rng_state(blob["rng"]["cpu"].cpu())  # map_location moved it to `device`
             if device.type == "cuda" and blob["rng"].get("cuda") is not None:
-                torch.cuda.set_rng_state(blob["rng"]["cuda"])
+                torch.cuda.set_rng_state(blob["rng"]["cuda"].cpu())
             console.log(f"resuming from {last} after epoch {run.epoch}")
         else:
             console.log(f"{last} is from other settings; starting afresh")

@@ -1,0 +1,54 @@
+"""translate: source sentences on stdin, translations on stdout, with any trained variant.
+
+    python -m stages.translate --variant gumbel < sentences.fr
+    python -m stages.translate --variant gaussian --samples 5 < sentences.fr   # 5 draws of z and a
+
+Not a DVC stage: a tool for reading what a model does. Empty lines give empty lines; lines longer
+than --max-subwords are cut, with a warning on stderr.
+"""
+
+import sys
+from pathlib import Path
+
+from vae import cli
+from vae.data import normalise
+from vae.search import SearchSettings, translate_ids
+from vae.tokenizer import Tokenizers
+from vae.train import load_model, resolve_device
+
+
+def main(args, params):
+    cfg = params.decode
+    device = resolve_device(cfg.device)
+    model, _ = load_model(Path(args.models) / f"{args.variant}.pt", device)
+    tokenizers = Tokenizers.load(Path(args.data) / "tokenizer")
+    lines = [normalise(line, params.prepare.unicode_form) for line in sys.stdin]
+    sources = tokenizers.src.encode(lines)
+    for number, ids in enumerate(sources, start=1):
+        if not lines[number - 1]:
+            cli.console.print(f"[yellow]warning:[/] line {number} is empty; its translation is empty too")
+        elif len(ids) > args.max_subwords:
+            cli.console.print(f"[yellow]warning:[/] line {number} has {len(ids)} subwords; only the first "
+                              f"{args.max_subwords} are translated")
+            sources[number - 1] = ids[: args.max_subwords]
+    keep = [i for i, line in enumerate(lines) if line]
+    draws = max(args.samples, 1)
+    settings = SearchSettings(1 if args.samples else cfg.beam_size, cfg.length_penalty, cfg.max_length_ratio,
+                              cfg.max_length_slack, sample=bool(args.samples))
+    outputs = [[""] * draws for _ in lines]
+    for draw in range(draws):
+        hypotheses = translate_ids(model, [sources[i] for i in keep], settings, cfg.max_tokens, device)
+        for i, text in zip(keep, tokenizers.tgt.decode(hypotheses)):
+            outputs[i][draw] = text
+    for texts in outputs:
+        print("\t".join(texts))
+
+
+if __name__ == "__main__":
+    p = cli.parser(__doc__)
+    p.add_argument("--variant", required=True)
+    p.add_argument("--samples", type=int, default=0, help="k > 0: k sampled translations per line, tab-separated")
+    p.add_argument("--max-subwords", type=int, default=200)
+    p.add_argument("--data", default="data")
+    p.add_argument("--models", default="models")
+    cli.run(main, p)

@@ -17,6 +17,7 @@ def main(args, params):
     scores = {name: corpus_scores(hyps, references) for name, hyps in hypotheses.items()}
     for name in variants:
         scores[name]["train"] = json.loads((Path(args.trained) / f"{name}.json").read_text())
+        scores[name]["latent"] = json.loads((Path(args.diagnosed) / f"{name}.json").read_text())
     significance = {}
     for baseline in params.evaluate.baselines:
         if baseline in hypotheses:
@@ -33,6 +34,7 @@ if __name__ == "__main__":
     p = cli.parser(__doc__)
     p.add_argument("--decoded", default="results/decode")
     p.add_argument("--trained", default="results/train")
+    p.add_argument("--diagnosed", default="results/diagnose")
     p.add_argument("--references", default="data/prepared/test.tgt")
     p.add_argument("--metrics", default="results/metrics.json")
     p.add_argument("--table", default="results/RESULTS.md")

@@ -141,6 +141,16 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
+class DiagnoseConfig:
+    """Latent-use evidence on the first `max_sentences` test pairs."""
+
+    max_sentences: int = field(default=1000, metadata=_range(1))
+    samples: int = field(default=5, metadata=_range(1))  # draws of (z, a) per source for diversity
+    sample_sentences: int = field(default=200, metadata=_range(1))
+    seed: int = 1
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     bootstrap_samples: int = field(default=1000, metadata=_range(1))
     baselines: tuple[str, ...] = ("none", "deterministic")
@@ -155,6 +165,7 @@ class Params:
     train: TrainConfig = TrainConfig()
     variants: dict[str, VariantConfig] = field(default_factory=dict)
     decode: DecodeConfig = DecodeConfig()
+    diagnose: DiagnoseConfig = DiagnoseConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 
 

@@ -25,6 +25,7 @@ class SearchSettings:
     max_length_ratio: float = 1.5
     max_length_slack: int = 10
     sample: bool = False  # draw z and a from q(·|X) instead of taking their means
+    z_source: str = "posterior"  # or "mean", "zero", "prior": see Seq2SeqVAE.encode
 
 
 def _repeat(x: torch.Tensor, k: int, dim: int = 0) -> torch.Tensor:
@@ -37,7 +38,7 @@ def beam_search(model: Seq2SeqVAE, src: torch.Tensor, src_lengths: torch.Tensor,
     """Best hypothesis per source sentence as token ids (without <s>, </s>, padding)."""
     model.eval()
     batch, k = src.size(0), settings.beam_size
-    memory, (h, c), _ = model.encode(src, src_lengths, sample=settings.sample)
+    memory, (h, c), _ = model.encode(src, src_lengths, settings.sample, settings.z_source)
     memory.states, memory.mask = _repeat(memory.states, k), _repeat(memory.mask, k)
     if memory.z is not None:
         memory.z = _repeat(memory.z, k)

@@ -59,17 +59,25 @@ class Seq2SeqVAE(nn.Module):
         # The decoder starts from z (the VAE) or from the source summary (the plain model).
         self.init_hidden = nn.Linear(z_dim if variant.latent_z else memory_size, model.hidden_size)
 
-    def encode(self, src, src_lengths, sample: bool):
-        """Returns the decoder's Memory, its initial LSTM state, and q(z|X) (None without z)."""
+    def encode(self, src, src_lengths, sample: bool, z_source: str = "posterior"):
+        """Returns the decoder's Memory, its initial LSTM state, and q(z|X) (None without z).
+
+        z_source says what the decoder gets as z: "posterior" (a sample if `sample`, else the
+        mean), "mean" (always the mean), or, to test whether z matters, "zero" or "prior" (a
+        draw from N(0, I) that ignores the source).
+        """
         states, summary = self.encoder(src, src_lengths)
         posterior = self.latent(summary, sample) if self.latent is not None else None
         z = posterior.z if posterior is not None else None
+        if z is not None and z_source != "posterior":
+            z = {"mean": posterior.mu, "zero": torch.zeros_like(z), "prior": torch.randn_like(z)}[z_source]
         h0 = torch.tanh(self.init_hidden(z if z is not None else summary))[None]  # (1, batch, hidden)
         return Memory(states, src != PAD, z), (h0, torch.zeros_like(h0)), posterior
 
-    def forward(self, batch: Batch, sample: bool, temperature: float = 1.0, word_dropout: float = 0.0) -> Terms:
+    def forward(self, batch: Batch, sample: bool, temperature: float = 1.0, word_dropout: float = 0.0,
+                z_source: str = "posterior") -> Terms:
         """Teacher-forced pass: the per-sentence terms of I = rec + λ·KL_z + γ·Σ_j KL_a_j."""
-        memory, hidden, posterior = self.encode(batch.src, batch.src_lengths, sample)
+        memory, hidden, posterior = self.encode(batch.src, batch.src_lengths, sample, z_source)
         inputs = batch.tgt_in
         if word_dropout > 0:  # Bowman et al. (2016): hide some previous words so z must carry content
             drop = (torch.rand(inputs.shape, device=inputs.device) < word_dropout) & (inputs > 3)

@@ -240,3 +240,15 @@ def run_stage(stage: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
         [sys.executable, "-m", f"stages.{stage}", *args],
         cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=120,
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """In-process tests use tiny tensors: one intra-op thread is fastest, and immune to
+    oversubscribed cores (the end-to-end runs are subprocesses and keep torch's default)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

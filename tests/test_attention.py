@@ -24,15 +24,6 @@ QUERY, MEMORY = 16, 32
 LENGTHS = [7, 5, 3, 1]  # includes a full row and a single-token source
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is fastest, and immune to oversubscribed cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def mask_for(lengths, steps=None) -> torch.Tensor:
     steps = steps or max(lengths)
     return torch.arange(steps)[None, :] < torch.tensor(lengths)[:, None]
@@ -267,3 +258,14 @@ def test_build_attention_kinds():
     assert isinstance(gumbel, GumbelAttention) and gumbel.hard
     with pytest.raises(ValueError, match="unknown attention"):
         build_attention("bogus", QUERY, MEMORY, variant)
+
+
+def test_gaussian_init_logvar_sets_the_starting_noise_level():
+    torch.manual_seed(0)
+    from vae.model.attention import GaussianAttention
+
+    quiet = GaussianAttention(8, 12, "standard", init_logvar=-6.0)
+    default = GaussianAttention(8, 12, "standard")
+    context = torch.randn(3, 5, 12)
+    assert quiet.to_logvar(context).mean().item() == pytest.approx(-6.0, abs=0.5)
+    assert default.to_logvar(context).mean().abs().item() < 0.5

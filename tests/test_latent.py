@@ -9,15 +9,6 @@ from torch.distributions import Normal, kl_divergence
 from vae.model.latent import SentenceLatent, gaussian_kl, reparameterise
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is fastest, and immune to oversubscribed cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def reference_kl(mu, logvar, prior_mu):
     prior_mu = torch.as_tensor(prior_mu, dtype=mu.dtype).expand_as(mu)
     q = Normal(mu, (0.5 * logvar).exp())

@@ -23,15 +23,6 @@ TINY = ModelConfig(embedding_dim=16, hidden_size=16, z_dim=8, dropout=0.1)
 VARIANT_NAMES = ["plain", "none", "deterministic", "gaussian", "gumbel"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is fastest, and immune to oversubscribed cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def repo_variants() -> dict[str, VariantConfig]:
     """The variants as the repository's params.yaml defines them (only that section is read)."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["variants"]

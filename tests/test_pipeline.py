@@ -130,6 +130,7 @@ TINY_MODEL = {
     "train": {"epochs": 2, "max_tokens": 600, "device": "cpu"},
     "decode": {"max_sentences": 20, "beam_size": 2, "device": "cpu"},
     "evaluate": {"bootstrap_samples": 50},
+    "diagnose": {"max_sentences": 20, "samples": 2, "sample_sentences": 5},
 }
 
 
@@ -145,7 +146,8 @@ def test_full_pipeline_trains_decodes_and_reruns_only_what_changed(project):
     variants = list(yaml.safe_load((root / "params.yaml").read_text())["variants"])
 
     first = sh(root, "dvc", "repro", env_=e)
-    expected = {"download", "prepare", "tokenize", "evaluate"} | {f"{s}@{v}" for s in ("train", "decode") for v in variants}
+    expected = {"download", "prepare", "tokenize", "figures", "evaluate"} | {
+        f"{s}@{v}" for s in ("train", "decode", "diagnose") for v in variants}
     assert stages_run(first.stdout + first.stderr) == expected, first.stdout + first.stderr
     metrics = json.loads((root / "results/metrics.json").read_text())
     assert set(metrics["variants"]) == set(variants)
@@ -155,15 +157,63 @@ def test_full_pipeline_trains_decodes_and_reruns_only_what_changed(project):
         assert score["train"]["epochs"] == 2
         assert (root / f"checkpoints/{name}/last.pt").is_file()
         assert len((root / f"results/decode/{name}.txt").read_text(encoding="utf-8").splitlines()) == 20
+    check_regression(root)
     table = (root / "results/RESULTS.md").read_text()
     assert "`gumbel`" in table and "BLEU signature" in table and "22.5" in table
 
     again = sh(root, "dvc", "repro", env_=e)
     assert stages_run(again.stdout + again.stderr) == set(), again.stdout
 
+    lines = "Bonjour à tous.\n\n" + "très " * 300 + "long.\n"
+    translated = subprocess.run([sys.executable, "-m", "stages.translate", "--variant", "gumbel", "--samples", "2"],
+                                cwd=root, env=e, input=lines, capture_output=True, text=True, timeout=120)
+    assert translated.returncode == 0, translated.stderr
+    rows = translated.stdout.split("\n")[:-1]
+    assert len(rows) == 3 and all(len(r.split("\t")) == 2 for r in rows) and rows[1] == "\t"
+    assert "line 2 is empty" in translated.stderr and "line 3 has" in translated.stderr
+
     write_params(root / "params.yaml", {"variants": {**yaml.safe_load((root / "params.yaml").read_text())["variants"],
                                                      "gumbel": {"attention": "gumbel", "gumbel_tau0": 0.5}}})
     changed = sh(root, "dvc", "repro", env_=e)
-    assert stages_run(changed.stdout + changed.stderr) == {"train@gumbel", "decode@gumbel", "evaluate"}, changed.stdout
+    assert stages_run(changed.stdout + changed.stderr) == {"train@gumbel", "decode@gumbel", "diagnose@gumbel",
+                                                           "figures", "evaluate"}, changed.stdout
+    for figure in ("attention_maps", "attention_entropy", "z_kl_per_dimension", "z_pca", "sigma_a_gaussian"):
+        assert (root / f"results/figures/{figure}.png").stat().st_size > 1000, figure
+    plots = sh(root, "dvc", "plots", "show", "--json", env_=e)
+    assert "dev NLL per token" in plots.stdout
     shown = sh(root, "dvc", "metrics", "show", env_=e)
     assert "results/metrics.json" in shown.stdout
+
+
+# The CI regression check: what the tiny configuration above must keep reaching. Regenerate with
+# `REGRESSION_UPDATE=1 make test` after a deliberate change, and say why in the commit.
+EXPECTED = Path(__file__).with_name("expected_tiny_metrics.json")
+TOLERANCE = {"dev_nll_per_token": 0.05, "dev_kl_z_per_token": 0.05, "dev_kl_a_per_token": 0.05}
+
+
+def regression_report(actual: dict, expected: dict) -> list[str]:
+    """One readable line per metric that moved beyond its tolerance (worse or better)."""
+    problems = []
+    for variant, metrics in expected.items():
+        for key, want in metrics.items():
+            got = actual.get(variant, {}).get(key)
+            if got is None or abs(got - want) > TOLERANCE[key]:
+                problems.append(f"{variant}.{key}: expected {want:.4f} ± {TOLERANCE[key]}, got {got}")
+    return problems
+
+
+def check_regression(root: Path) -> None:
+    actual = {path.stem: {k: json.loads(path.read_text())[k] for k in TOLERANCE}
+              for path in sorted((root / "results/train").glob("*.json"))}
+    if os.environ.get("REGRESSION_UPDATE"):
+        EXPECTED.write_text(json.dumps(actual, indent=2) + "\n")
+    problems = regression_report(actual, json.loads(EXPECTED.read_text()))
+    assert not problems, "tiny-config metrics moved:\n" + "\n".join(problems)
+
+
+def test_regression_report_names_what_moved():
+    expected = {"gumbel": {"dev_nll_per_token": 5.0, "dev_kl_z_per_token": 0.1, "dev_kl_a_per_token": 0.2}}
+    assert regression_report({"gumbel": dict(expected["gumbel"])}, expected) == []
+    moved = regression_report({"gumbel": {**expected["gumbel"], "dev_nll_per_token": 5.2}}, expected)
+    assert moved == ["gumbel.dev_nll_per_token: expected 5.0000 ± 0.05, got 5.2"]
+    assert regression_report({}, expected)  # a variant that vanished is a regression too

@@ -20,15 +20,6 @@ VOCAB = 30
 TIMING = {"tokens_per_s", "epoch_seconds"}  # wall-clock measurements: the only history that may differ
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is fastest, and immune to oversubscribed cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def repo_variant(name: str) -> VariantConfig:
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["variants"][name]
     return parse(VariantConfig, raw, f"variants.{name}")

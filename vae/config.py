@@ -86,6 +86,7 @@ class VariantConfig:
     attention: Literal["none", "deterministic", "gaussian", "gumbel"] = "deterministic"
     gamma_a: float = field(default=1.0, metadata=_range(0.0))
     gaussian_prior: Literal["standard", "encoder_mean"] = "standard"
+    gaussian_init_logvar: float = 0.0  # initial log σ² of q(a_j|X); very negative starts a nearly noiseless a
     gumbel_tau0: float = field(default=1.0, metadata=_range(0.0, lo_open=True))
     gumbel_tau_min: float = field(default=0.5, metadata=_range(0.0, lo_open=True))
     gumbel_anneal_rate: float = field(default=0.0, metadata=_range(0.0))

@@ -16,7 +16,7 @@ import math
 import torch
 from sacrebleu.metrics import BLEU
 
-from vae.batching import Pairs, iterate
+from vae.batching import Pairs, buckets, collate, iterate
 from vae.model import Seq2SeqVAE
 from vae.model.latent import reparameterise
 
@@ -40,16 +40,18 @@ def nll_per_token(model: Seq2SeqVAE, pairs: Pairs, max_tokens: int, device, *, s
 
 @torch.no_grad()
 def posterior_moments(model: Seq2SeqVAE, pairs: Pairs, max_tokens: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """μ and log σ² of q(z|x) for every sentence: (n, z_dim) each."""
+    """μ and log σ² of q(z|x) for every sentence, in the order of `pairs`: (n, z_dim) each."""
     model.eval()
-    mus, logvars = [], []
-    for batch in iterate(pairs, max_tokens):
-        batch = batch.to(device)
+    order, mus, logvars = [], [], []
+    for indices in buckets(pairs, max_tokens, seed=None):
+        batch = collate([pairs.src[i] for i in indices], [pairs.tgt[i] for i in indices]).to(device)
         _, summary = model.encoder(batch.src, batch.src_lengths)
         posterior = model.latent(summary, sample=False)
+        order += indices
         mus.append(posterior.mu.float().cpu())
         logvars.append(posterior.logvar.float().cpu())
-    return torch.cat(mus), torch.cat(logvars)
+    inverse = torch.argsort(torch.tensor(order))
+    return torch.cat(mus)[inverse], torch.cat(logvars)[inverse]
 
 
 def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:

@@ -56,10 +56,15 @@ class DeterministicAttention(nn.Module):
 class GaussianAttention(DeterministicAttention):
     """a_j ~ N(μ_j, diag σ_j²), μ_j the deterministic context, log σ_j² = W₂ tanh(W₁ μ_j)."""
 
-    def __init__(self, query_size: int, memory_size: int, prior: str):
+    def __init__(self, query_size: int, memory_size: int, prior: str, init_logvar: float = 0.0):
         super().__init__(query_size, memory_size)
         self.to_logvar = nn.Sequential(nn.Linear(memory_size, memory_size), nn.Tanh(),
                                        nn.Linear(memory_size, memory_size))
+        # σ ≈ 1 at the start drowns contexts of norm ≪ 1 in noise, and the decoder may learn to
+        # ignore a before the KL lets σ shrink; a negative start keeps the signal visible.
+        # 0 keeps PyTorch's default initialisation (log σ² ≈ 0), as in the committed runs.
+        if init_logvar != 0.0:
+            nn.init.constant_(self.to_logvar[-1].bias, init_logvar)
         self.prior = prior
 
     def forward(self, queries, memory, src_mask, sample: bool, temperature: float = 1.0) -> Attended:
@@ -111,7 +116,7 @@ def build_attention(kind: str, query_size: int, memory_size: int, variant) -> nn
     if kind == "deterministic":
         return DeterministicAttention(query_size, memory_size)
     if kind == "gaussian":
-        return GaussianAttention(query_size, memory_size, variant.gaussian_prior)
+        return GaussianAttention(query_size, memory_size, variant.gaussian_prior, variant.gaussian_init_logvar)
     if kind == "gumbel":
         return GumbelAttention(query_size, memory_size, variant.gumbel_hard)
     raise ValueError(f"unknown attention kind {kind!r}")

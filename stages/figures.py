@@ -1,0 +1,56 @@
+"""figures: attention maps, z's per-dimension KL and PCA, Gaussian a's σ, Gumbel attention entropy."""
+
+from pathlib import Path
+
+import torch
+
+from vae import cli
+from vae.batching import Pairs
+from vae.diagnostics import posterior_moments
+from vae.figures import (attention_entropy, attention_maps, entropy_histogram, kl_per_dimension, posterior_pca,
+                         sigma_per_component, teacher_forced_attention)
+from vae.tokenizer import Tokenizers
+from vae.train import load_model, resolve_device
+
+
+def main(args, params):
+    cfg = params.diagnose
+    device = resolve_device(params.decode.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizers = Tokenizers.load(Path(args.data) / "tokenizer")
+    test = Pairs.load(Path(args.data) / "encoded" / "test.pt", cfg.max_sentences)
+    models = {name: load_model(Path(args.models) / f"{name}.pt", device)[0] for name in params.variants}
+
+    shown = test.head(3)
+    maps, entropies = {}, {}
+    for name, model in models.items():
+        if model.decoder.attention is None:
+            continue
+        weights, logvar, mask = teacher_forced_attention(model, shown, device)
+        maps[name] = weights
+        all_weights, all_logvar, all_mask = teacher_forced_attention(model, test.head(cfg.sample_sentences), device)
+        entropies[name] = attention_entropy(all_weights, all_mask)
+        if all_logvar is not None:
+            sigma_per_component(all_logvar, all_mask, out / f"sigma_a_{name}.png")
+    pieces = lambda processor, seqs, extra: [[processor.id_to_piece(int(i)) for i in s] + [extra] for s in seqs]
+    if maps:
+        attention_maps(maps, pieces(tokenizers.src, shown.src, "</s>"), pieces(tokenizers.tgt, shown.tgt, "</s>"),
+                       out / "attention_maps.png")
+        entropy_histogram(entropies, out / "attention_entropy.png")
+
+    posteriors = {name: posterior_moments(model, test, params.decode.max_tokens, device)
+                  for name, model in models.items() if model.latent is not None}
+    if posteriors:
+        kl_per_dimension(posteriors, out / "z_kl_per_dimension.png")
+        lengths = torch.tensor([len(s) + 1 for s in test.src], dtype=torch.float32)
+        posterior_pca({name: mu for name, (mu, _) in posteriors.items()}, lengths, out / "z_pca.png")
+    cli.console.print(f"figures: {', '.join(sorted(p.name for p in out.glob('*.png')))}")
+
+
+if __name__ == "__main__":
+    p = cli.parser(__doc__)
+    p.add_argument("--data", default="data")
+    p.add_argument("--models", default="models")
+    p.add_argument("--out", default="results/figures")
+    cli.run(main, p)

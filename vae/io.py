@@ -47,5 +47,7 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 
 def save_torch(path: str | os.PathLike, obj) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    # Through a file object, not the temporary path: torch.save names the archive's inner folder
+    # after the file it writes to, and a random temporary name would make identical data differ.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)

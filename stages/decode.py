@@ -17,7 +17,7 @@ def main(args, params):
     model, _ = load_model(Path(args.models) / f"{args.variant}.pt", device)
     tokenizers = Tokenizers.load(Path(args.data) / "tokenizer")
     test = Pairs.load(Path(args.data) / "encoded" / "test.pt", cfg.max_sentences)
-    settings = SearchSettings(cfg.beam_size, cfg.length_penalty, cfg.max_length_ratio, cfg.max_length_slack)
+    settings = SearchSettings.from_config(cfg)
     start = time.perf_counter()
     hypotheses = translate_ids(model, [s.tolist() for s in test.src], settings, cfg.max_tokens, device)
     seconds = time.perf_counter() - start

@@ -33,8 +33,7 @@ def main(args, params):
             sources[number - 1] = ids[: args.max_subwords]
     keep = [i for i, line in enumerate(lines) if line]
     draws = max(args.samples, 1)
-    settings = SearchSettings(1 if args.samples else cfg.beam_size, cfg.length_penalty, cfg.max_length_ratio,
-                              cfg.max_length_slack, sample=bool(args.samples))
+    settings = SearchSettings.from_config(cfg, sample=True, beam_size=1) if args.samples else SearchSettings.from_config(cfg)
     outputs = [[""] * draws for _ in lines]
     for draw in range(draws):
         hypotheses = translate_ids(model, [sources[i] for i in keep], settings, cfg.max_tokens, device)

@@ -17,8 +17,12 @@ import torch
 from sacrebleu.metrics import BLEU
 
 from vae.batching import Pairs, buckets, collate, iterate
+from vae.config import DecodeConfig, DiagnoseConfig
+from vae.metrics import corpus_scores
 from vae.model import Seq2SeqVAE
 from vae.model.latent import reparameterise
+from vae.search import SearchSettings, translate_ids
+from vae.tokenizer import Tokenizers
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 
@@ -99,3 +103,39 @@ def diversity(samples: list[list[str]]) -> dict[str, float]:
     return {"distinct_1": sum(distinct_n(d, 1) for d in samples) / len(samples),
             "distinct_2": sum(distinct_n(d, 2) for d in samples) / len(samples),
             "self_bleu": self_bleu(samples)}
+
+
+def latent_evidence(model: Seq2SeqVAE, test: Pairs, references: list[str], tokenizers: Tokenizers,
+                    cfg: DiagnoseConfig, decode: DecodeConfig, device) -> dict:
+    """Every diagnostic above for one trained variant, on `test` (greedy decoding for the BLEUs)."""
+    torch.manual_seed(cfg.seed)
+    variant = model.variant
+    latent_a = variant.attention in ("gaussian", "gumbel")
+    tau = variant.gumbel_tau_min if variant.gumbel_anneal_rate > 0 else variant.gumbel_tau0
+    sources = [s.tolist() for s in test.src]
+
+    def nll(**kwargs):
+        return nll_per_token(model, test, decode.max_tokens, device, temperature=tau, **kwargs)
+
+    def translate(sentences, **kwargs):
+        hypotheses = translate_ids(model, sentences, SearchSettings.from_config(decode, beam_size=1, **kwargs),
+                                   decode.max_tokens, device)
+        return tokenizers.tgt.decode(hypotheses)
+
+    def bleu(**kwargs):
+        return corpus_scores(translate(sources, **kwargs), references)["bleu"]
+
+    means = nll()
+    out = {"sentences": len(test), "nll_per_token": means["nll"], "kl_z_per_token": means["kl_z"],
+           "kl_a_per_token": means["kl_a"], "greedy_bleu": bleu()}
+    if variant.latent_z:
+        mu, logvar = posterior_moments(model, test, decode.max_tokens, device)
+        out |= {"active_units": active_units(mu), "z_dim": mu.size(1), "mutual_information": mutual_information(mu, logvar),
+                "nll_z_zero": nll(z_source="zero")["nll"], "nll_z_prior": nll(z_source="prior")["nll"],
+                "greedy_bleu_z_zero": bleu(z_source="zero"), "greedy_bleu_z_prior": bleu(z_source="prior")}
+    if latent_a:
+        out["nll_a_sampled"] = nll(sample=True, z_source="mean")["nll"]
+    if variant.latent_z or latent_a:
+        draws = [translate(sources[: cfg.sample_sentences], sample=True) for _ in range(cfg.samples)]
+        out["diversity"] = diversity([list(d) for d in zip(*draws)])
+    return out

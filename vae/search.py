@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from vae.batching import collate
+from vae.config import DecodeConfig
 from vae.model import Seq2SeqVAE
 from vae.tokenizer import BOS, EOS, PAD
 
@@ -26,6 +27,11 @@ class SearchSettings:
     max_length_slack: int = 10
     sample: bool = False  # draw z and a from q(·|X) instead of taking their means
     z_source: str = "posterior"  # or "mean", "zero", "prior": see Seq2SeqVAE.encode
+
+    @classmethod
+    def from_config(cls, cfg: DecodeConfig, **overrides) -> "SearchSettings":
+        return cls(**{"beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty,
+                      "max_length_ratio": cfg.max_length_ratio, "max_length_slack": cfg.max_length_slack, **overrides})
 
 
 def _repeat(x: torch.Tensor, k: int, dim: int = 0) -> torch.Tensor:

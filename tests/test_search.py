@@ -1,0 +1,41 @@
+"""Batched beam search: same answers as one sentence at a time, within the length limit."""
+
+import pytest
+import torch
+
+from vae.config import ModelConfig, VariantConfig
+from vae.model import build_model
+from vae.search import SearchSettings, translate_ids
+
+VOCAB = 30
+
+
+@pytest.fixture(params=["deterministic", "gumbel"])
+def model(request):
+    torch.manual_seed(0)
+    return build_model(VOCAB, VOCAB, ModelConfig(embedding_dim=16, hidden_size=16, z_dim=4, dropout=0.0),
+                       VariantConfig(attention=request.param)).eval()
+
+
+def sources(n=9):
+    g = torch.Generator().manual_seed(1)
+    return [torch.randint(4, VOCAB, (int(torch.randint(2, 12, (1,), generator=g)),), generator=g).tolist()
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_batched_search_equals_one_sentence_at_a_time(model, beam):
+    settings = SearchSettings(beam_size=beam, max_length_ratio=1.5, max_length_slack=3)
+    src = sources()
+    batched = translate_ids(model, src, settings, max_tokens=200)
+    alone = [translate_ids(model, [s], settings)[0] for s in src]
+    assert batched == alone
+    assert any(batched)  # not all empty: the comparison has something to compare
+
+
+def test_translations_respect_the_length_limit(model):
+    settings = SearchSettings(beam_size=3, max_length_ratio=0.5, max_length_slack=1)
+    src = sources()
+    for s, hyp in zip(src, translate_ids(model, src, settings)):
+        # the limit counts </s>, which the returned ids leave out
+        assert len(hyp) <= int((len(s) + 1) * 0.5) + 1 - 1

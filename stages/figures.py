@@ -22,20 +22,18 @@ def main(args, params):
     test = Pairs.load(Path(args.data) / "encoded" / "test.pt", cfg.max_sentences)
     models = {name: load_model(Path(args.models) / f"{name}.pt", device)[0] for name in params.variants}
 
-    shown = test.head(3)
+    shown = test.head(3)  # the maps show the first sentences of the batch the statistics use
     maps, entropies = {}, {}
     for name, model in models.items():
         if model.decoder.attention is None:
             continue
-        weights, logvar, mask = teacher_forced_attention(model, shown, device)
-        maps[name] = weights
-        all_weights, all_logvar, all_mask = teacher_forced_attention(model, test.head(cfg.sample_sentences), device)
-        entropies[name] = attention_entropy(all_weights, all_mask)
-        if all_logvar is not None:
-            sigma_per_component(all_logvar, all_mask, out / f"sigma_a_{name}.png")
-    pieces = lambda processor, seqs, extra: [[processor.id_to_piece(int(i)) for i in s] + [extra] for s in seqs]
+        weights, logvar, mask = teacher_forced_attention(model, test.head(max(cfg.sample_sentences, 3)), device)
+        maps[name] = weights[: len(shown)]
+        entropies[name] = attention_entropy(weights, mask)
+        if logvar is not None:
+            sigma_per_component(logvar, mask, out / f"sigma_a_{name}.png")
     if maps:
-        attention_maps(maps, pieces(tokenizers.src, shown.src, "</s>"), pieces(tokenizers.tgt, shown.tgt, "</s>"),
+        attention_maps(maps, _pieces(tokenizers.src, shown.src), _pieces(tokenizers.tgt, shown.tgt),
                        out / "attention_maps.png")
         entropy_histogram(entropies, out / "attention_entropy.png")
 
@@ -46,6 +44,11 @@ def main(args, params):
         lengths = torch.tensor([len(s) + 1 for s in test.src], dtype=torch.float32)
         posterior_pca({name: mu for name, (mu, _) in posteriors.items()}, lengths, out / "z_pca.png")
     cli.console.print(f"figures: {', '.join(sorted(p.name for p in out.glob('*.png')))}")
+
+
+def _pieces(processor, sequences) -> list[list[str]]:
+    """Subword labels for a plot axis, with the </s> that collate appends."""
+    return [[processor.id_to_piece(int(i)) for i in s] + ["</s>"] for s in sequences]
 
 
 if __name__ == "__main__":

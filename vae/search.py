@@ -56,14 +56,16 @@ def beam_search(model: Seq2SeqVAE, src: torch.Tensor, src_lengths: torch.Tensor,
     tokens = torch.full((batch * k, 1), BOS, dtype=torch.long, device=src.device)
     finished = torch.zeros(batch * k, dtype=torch.bool, device=src.device)
     offsets = (torch.arange(batch, device=src.device) * k)[:, None]
+    ids = torch.arange(model.decoder.out.out_features, device=src.device)
+    only_eos = torch.where(ids == EOS, 0.0, float("-inf"))  # a beam at its length limit must stop
+    only_pad = torch.where(ids == PAD, 0.0, float("-inf"))  # a finished beam extends for free
     for step in range(int(limits.max())):
         logits, (h, c), _ = model.decoder(tokens[:, -1:], (h, c), memory, sample=settings.sample)
         log_probs = F.log_softmax(logits[:, 0].float(), dim=-1)  # (batch*k, vocab)
         log_probs[:, PAD] = float("-inf")
         at_limit = step + 1 >= limits
-        log_probs[at_limit & ~finished] = torch.where(
-            torch.arange(log_probs.size(1), device=src.device) == EOS, 0.0, float("-inf"))
-        log_probs[finished] = torch.where(torch.arange(log_probs.size(1), device=src.device) == PAD, 0.0, float("-inf"))
+        log_probs[at_limit & ~finished] = only_eos
+        log_probs[finished] = only_pad
         vocab = log_probs.size(1)
         candidates = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)
         scores, flat = candidates.topk(k, dim=1)  # (batch, k)

@@ -142,9 +142,10 @@ def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Pa
                 with _autocast(device, cfg.precision):
                     terms = model(batch, sample=True, temperature=tau, word_dropout=cfg.word_dropout)
                 result = objective(terms, weight, variant.gamma_a)
-                if not math.isfinite(result.loss.item()):
+                loss = result.loss.item()
+                if not math.isfinite(loss):
                     raise UserError(
-                        f"the loss became {result.loss.item()} at step {run.step} (epoch {run.epoch + 1}): rec "
+                        f"the loss became {loss} at step {run.step} (epoch {run.epoch + 1}): rec "
                         f"{result.rec:.3g}, KL_z {result.kl_z:.3g}, KL_a {result.kl_a:.3g}, λ_KL {weight:.3g}, τ {tau:.3g}. "
                         f"Training stopped; {_kept(last)}. Try a lower train.learning_rate "
                         "or train.clip_norm, or a higher gumbel_tau_min."
@@ -154,12 +155,11 @@ def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Pa
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
                 optimiser.step()
                 run.step += 1
-                n_tokens = int(batch.tgt_mask.sum())
-                tokens += n_tokens
+                tokens += int(batch.tgt_mask.sum())
                 for key in sums:
-                    sums[key] += (result.loss.item() if key == "loss" else getattr(result, key)) * len(indices)
+                    sums[key] += (loss if key == "loss" else getattr(result, key)) * len(indices)
                 rate = tokens / (time.perf_counter() - epoch_start)
-                progress.update(task, advance=1, status=f"loss {result.loss.item():.2f} rec {result.rec:.2f} "
+                progress.update(task, advance=1, status=f"loss {loss:.2f} rec {result.rec:.2f} "
                                 f"KLz {result.kl_z:.2f} KLa {result.kl_a:.2f} λ {weight:.2f} {rate:,.0f} tok/s")
             train_seconds = time.perf_counter() - epoch_start
             dev = evaluate(model, dev_pairs, cfg.max_tokens, device, cfg.precision)

@@ -1,4 +1,4 @@
-"""figures: attention maps, z's per-dimension KL and PCA, Gaussian a's σ, Gumbel attention entropy."""
+"""figures: attention maps, z's per-dimension KL, PCA and traversals, Gaussian a's σ, Gumbel attention entropy."""
 
 from pathlib import Path
 
@@ -6,9 +6,12 @@ import torch
 
 from vae import cli
 from vae.batching import Pairs
-from vae.diagnostics import posterior_moments
+from vae.diagnostics import latent_traversal, posterior_moments
 from vae.figures import (attention_entropy, attention_maps, entropy_histogram, kl_per_dimension, posterior_pca,
                          sigma_per_component, teacher_forced_attention)
+from vae.io import write_text
+from vae.report import traversal_table
+from vae.search import SearchSettings
 from vae.tokenizer import Tokenizers
 from vae.train import load_model, resolve_device
 
@@ -43,6 +46,13 @@ def main(args, params):
         kl_per_dimension(posteriors, out / "z_kl_per_dimension.png")
         lengths = torch.tensor([len(s) + 1 for s in test.src], dtype=torch.float32)
         posterior_pca({name: mu for name, (mu, _) in posteriors.items()}, lengths, out / "z_pca.png")
+        # a sentence of ordinary length, so that changes in the output are easy to read
+        index = next((i for i, s in enumerate(test.src) if 8 <= len(s) <= 20), 0)
+        settings = SearchSettings.from_config(params.decode, beam_size=1)
+        traversals = {name: latent_traversal(models[name], test.src[index], mu, logvar, index, settings, device)
+                      for name, (mu, logvar) in posteriors.items()}
+        write_text(out / "z_traversal.md", traversal_table(
+            tokenizers.src.decode(test.src[index].tolist()), traversals, tokenizers.tgt.decode))
     cli.console.print(f"figures: {', '.join(sorted(p.name for p in out.glob('*.png')))}")
 
 

@@ -1,14 +1,17 @@
-"""train: train one variant; resumes from checkpoints/<variant>/last.pt if a run was cut short."""
+"""train: train one variant; resumes from checkpoints/<variant>/last.pt if a run was cut short.
 
-import csv
-import io
+With train.processes N > 1 it re-runs itself as N torchrun ranks (data parallel, same result);
+`torchrun --nproc_per_node N -m stages.train --variant V` does the same by hand.
+"""
+
 import shutil
+import sys
 import time
 from pathlib import Path
 
-from vae import UserError, cli
+from vae import UserError, cli, distributed
 from vae.batching import Pairs
-from vae.io import atomic_path, write_json, write_text
+from vae.io import atomic_path, write_csv, write_json
 from vae.tokenizer import Tokenizers
 from vae.train import Setup, resolve_device, train
 
@@ -17,6 +20,8 @@ def main(args, params):
     if args.variant not in params.variants:
         raise UserError(f"no variant '{args.variant}' in params.yaml; known: {', '.join(params.variants)}")
     cfg = params.train
+    if cfg.processes > 1 and not distributed.under_torchrun():
+        sys.exit(distributed.launch(cfg.processes, "stages.train", sys.argv[1:]))
     data = Path(args.data)
     train_pairs = Pairs.load(data / "encoded" / "train.pt", cfg.max_pairs)
     dev_pairs = Pairs.load(data / "encoded" / "dev.pt")
@@ -26,6 +31,8 @@ def main(args, params):
     start = time.perf_counter()
     checkpoints = Path(args.checkpoints) / args.variant
     _, run = train(setup, train_pairs, dev_pairs, checkpoints)
+    if not distributed.is_main_process():
+        return
     with atomic_path(Path(args.models) / f"{args.variant}.pt") as tmp:
         shutil.copyfile(checkpoints / "best.pt", tmp)
 
@@ -33,16 +40,13 @@ def main(args, params):
     metrics = {"best_epoch": best["epoch"], **{k: v for k, v in best.items() if k.startswith("dev_")},
                "epochs": run.epoch, "train_pairs": len(train_pairs), "train_target_tokens": train_pairs.target_tokens(),
                "device": str(resolve_device(cfg.device)), "precision": cfg.precision,
+               "processes": distributed.world_size(),
                "mean_epoch_seconds": sum(r["epoch_seconds"] for r in run.history) / len(run.history),
                "mean_tokens_per_s": sum(r["tokens_per_s"] for r in run.history) / len(run.history),
                "stage_seconds_this_run": time.perf_counter() - start}
     out = Path(args.results)
     write_json(out / f"{args.variant}.json", metrics)
-    table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=list(run.history[0]))
-    writer.writeheader()
-    writer.writerows(run.history)
-    write_text(out / f"{args.variant}.csv", table.getvalue())
+    write_csv(out / f"{args.variant}.csv", run.history)
 
 
 if __name__ == "__main__":

@@ -164,3 +164,31 @@ def test_cli_message_with_markup_like_text_is_printed_verbatim(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "x[/]y.txt" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_study_runs_change_their_base_variant(tmp_path):
+    params = load_params(write_params(tmp_path, {
+        "variants": {"gumbel": {"attention": "gumbel", "gamma_a": 0.05}},
+        "study": {"runs": {"tau-0p1": {"base": "gumbel", "gumbel_tau0": 0.1, "gumbel_tau_min": 0.1}}}}))
+    variant = params.study_variant("tau-0p1")
+    assert (variant.attention, variant.gamma_a, variant.gumbel_tau0) == ("gumbel", 0.05, 0.1)
+
+
+@pytest.mark.parametrize("run, expected", [
+    ({"base": "gumbel", "gumbel_tau": 0.1}, r"'study\.runs\.r\.gumbel_tau'.*did you mean 'gumbel_tau0'"),
+    ({"base": "gumbel", "gumbel_tau0": "hot"}, r"'study\.runs\.r\.gumbel_tau0' must be a finite number"),
+    ({"base": "gumbel", "gumbel_tau0": 0.1}, r"'study\.runs\.r\.gumbel_tau_min': must not exceed"),
+    ({"base": "softmax"}, r"'study\.runs\.r\.base' must name one of the variants \(gumbel\)"),
+    ({"gamma_a": 0.1}, r"'study\.runs\.r\.base' must name"),
+])
+def test_bad_study_run_names_its_key(tmp_path, run, expected):
+    path = write_params(tmp_path, {"variants": {"gumbel": {"attention": "gumbel"}}, "study": {"runs": {"r": run}}})
+    with pytest.raises(ConfigError, match=expected):
+        load_params(path)
+
+
+def test_study_run_name_with_a_dot_is_refused(tmp_path):
+    path = write_params(tmp_path, {"variants": {"gumbel": {"attention": "gumbel"}},
+                                   "study": {"runs": {"tau-0.1": {"base": "gumbel"}}}})
+    with pytest.raises(ConfigError, match=r"'study\.runs\.tau-0\.1': .*0p1"):
+        load_params(path)

@@ -41,3 +41,23 @@ def test_distinct_n_and_self_bleu():
               ["a dog ran in the park", "rain fell all night", "the market opened late"]]
     assert self_bleu(varied) < 20.0
     assert diversity(varied)["distinct_2"] > diversity(same)["distinct_2"]
+
+
+def test_collect_groups_experiments_that_differ_only_in_seed():
+    from vae.experiments import collect
+
+    def exp(name, seed, lr, bleu, processes=1):
+        params = {"train": {"seed": seed, "learning_rate": lr, "processes": processes}}
+        return {"rev": name * 8, "name": name, "error": None, "data": {
+            "params": {"params.yaml": {"data": params}},
+            "metrics": {"results/metrics.json": {"data": {"variants": {"gumbel": {"bleu": bleu}}}}}}}
+
+    base = exp("base", 1, 0.001, 20.0)
+    base["experiments"] = [{"revs": [exp("a", 2, 0.001, 22.0, processes=2)]}, {"revs": [exp("b", 3, 0.001, 24.0)]},
+                           {"revs": [exp("c", 1, 0.01, 5.0)]}]
+    workspace = {**exp("workspace", 9, 0.5, 99.0), "rev": "workspace"}
+    groups = collect([workspace, base])["groups"]
+    assert [(g["settings"], g["seeds"]) for g in groups] == [({"train.learning_rate": 0.001}, [1, 2, 3]),
+                                                             ({"train.learning_rate": 0.01}, [1])]
+    assert groups[0]["bleu"]["gumbel"] == {"mean": 22.0, "std": 2.0, "n": 3}
+    assert groups[1]["bleu"]["gumbel"]["std"] is None

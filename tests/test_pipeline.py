@@ -12,12 +12,14 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import REPO, make_bundled, real_pairs
+from vae.experiments import collect
 
 BUNDLED_REL = "data/europarl-v7-fr-en-sample100k"
 SMALL = {
@@ -67,6 +69,8 @@ def project(tmp_path) -> tuple[Path, dict]:
         shutil.copytree(REPO / name, root / name, ignore=ignore)
     shutil.copy2(REPO / "dvc.yaml", root / "dvc.yaml")
     shutil.copy2(REPO / "params.yaml", root / "params.yaml")
+    (root / "results").mkdir()
+    shutil.copy2(REPO / "results/experiments.json", root / "results/experiments.json")  # until `collect` writes it
     write_params(root / "params.yaml", SMALL)
     make_bundled(root / BUNDLED_REL, real_pairs(300), stem="europarl-v7.fr-en.sample100k")
 
@@ -131,6 +135,10 @@ TINY_MODEL = {
     "decode": {"max_sentences": 20, "beam_size": 2, "device": "cpu"},
     "evaluate": {"bootstrap_samples": 50},
     "diagnose": {"max_sentences": 20, "samples": 2, "sample_sentences": 5},
+    "study": {"max_pairs": 100, "epochs": 1, "test_sentences": 10, "runs": {
+        "tau-0p5": {"base": "gumbel", "gumbel_tau0": 0.5, "gumbel_tau_min": 0.5},
+        "tau-annealed": {"base": "gumbel", "gumbel_tau0": 2.0, "gumbel_tau_min": 0.1, "gumbel_anneal_rate": 0.1},
+        "gamma-gaussian-0p2": {"base": "gaussian", "gamma_a": 0.2}}},
 }
 
 
@@ -146,8 +154,9 @@ def test_full_pipeline_trains_decodes_and_reruns_only_what_changed(project):
     variants = list(yaml.safe_load((root / "params.yaml").read_text())["variants"])
 
     first = sh(root, "dvc", "repro", env_=e)
-    expected = {"download", "prepare", "tokenize", "figures", "evaluate"} | {
-        f"{s}@{v}" for s in ("train", "decode", "diagnose") for v in variants}
+    studies = list(TINY_MODEL["study"]["runs"])
+    expected = {"download", "prepare", "tokenize", "figures", "evaluate", "report"} | {
+        f"{s}@{v}" for s in ("train", "decode", "diagnose") for v in variants} | {f"study@{r}" for r in studies}
     assert stages_run(first.stdout + first.stderr) == expected, first.stdout + first.stderr
     metrics = json.loads((root / "results/metrics.json").read_text())
     assert set(metrics["variants"]) == set(variants)
@@ -160,6 +169,17 @@ def test_full_pipeline_trains_decodes_and_reruns_only_what_changed(project):
     check_regression(root)
     table = (root / "results/RESULTS.md").read_text()
     assert "`gumbel`" in table and "BLEU signature" in table and "22.5" in table
+    for run in studies:
+        study = json.loads((root / f"results/study/{run}.json").read_text())
+        assert study["diverged_at_step"] is None and 0.0 <= study["attention_entropy"] <= study["uniform_attention_entropy"]
+    report = (root / "results/REPORT.md").read_text(encoding="utf-8")
+    for section in ("## Configuration", "## Translation quality", "BLEU signature", "## Temperature study",
+                    "annealed 2→0.1", "## γ_a study", "### `gaussian`", "# Latent traversals", "figures/z_pca.png",
+                    "## Repeated runs"):
+        assert section in report, section
+    assert (root / "results/study_plots/temperature.png").stat().st_size > 1000
+    traversal = (root / "results/figures/z_traversal.md").read_text(encoding="utf-8")
+    assert traversal.count("| z") == 3 * sum(1 for v in variants if v != "plain")
 
     again = sh(root, "dvc", "repro", env_=e)
     assert stages_run(again.stdout + again.stderr) == set(), again.stdout
@@ -176,13 +196,26 @@ def test_full_pipeline_trains_decodes_and_reruns_only_what_changed(project):
                                                      "gumbel": {"attention": "gumbel", "gumbel_tau0": 0.5}}})
     changed = sh(root, "dvc", "repro", env_=e)
     assert stages_run(changed.stdout + changed.stderr) == {"train@gumbel", "decode@gumbel", "diagnose@gumbel",
-                                                           "figures", "evaluate"}, changed.stdout
+                                                           "figures", "evaluate", "report"} | {
+        f"study@{r}" for r in studies if TINY_MODEL["study"]["runs"][r]["base"] == "gumbel"}, changed.stdout
     for figure in ("attention_maps", "attention_entropy", "z_kl_per_dimension", "z_pca", "sigma_a_gaussian"):
         assert (root / f"results/figures/{figure}.png").stat().st_size > 1000, figure
     plots = sh(root, "dvc", "plots", "show", "--json", env_=e)
     assert "dev NLL per token" in plots.stdout
     shown = sh(root, "dvc", "metrics", "show", env_=e)
     assert "results/metrics.json" in shown.stdout
+
+    # A shared cache: push from this clone, pull into a fresh one, where nothing needs to run again.
+    sh(root, "dvc", "remote", "add", "-d", "shared", str(root.parent / "remote"), env_=e)
+    sh(root, "git", "add", "-A", env_=e)
+    sh(root, "git", "commit", "-q", "-m", "trained", env_=e)
+    sh(root, "dvc", "push", env_=e)
+    clone = root.parent / "clone"
+    sh(root.parent, "git", "clone", "-q", str(root), str(clone), env_=e)
+    sh(clone, "dvc", "pull", env_=e)
+    assert (clone / "checkpoints/gumbel/last.pt").is_file() and (clone / "models/gumbel.pt").is_file()
+    second = sh(clone, "dvc", "repro", env_=e)
+    assert stages_run(second.stdout + second.stderr) == set(), second.stdout
 
 
 # The CI regression check: what the tiny configuration above must keep reaching. Regenerate with
@@ -217,3 +250,52 @@ def test_regression_report_names_what_moved():
     moved = regression_report({"gumbel": {**expected["gumbel"], "dev_nll_per_token": 5.2}}, expected)
     assert moved == ["gumbel.dev_nll_per_token: expected 5.0000 ± 0.05, got 5.2"]
     assert regression_report({}, expected)  # a variant that vanished is a regression too
+
+
+def test_queued_experiments_run_in_parallel_and_are_collected(project):
+    """Two seeds queued with `dvc exp run --queue` and run by two queue workers, one of them as two
+    data-parallel ranks (train.processes=2); `collect` turns `dvc exp show --json` into mean ± std."""
+    root, e = project
+    write_params(root / "params.yaml", {**TINY_MODEL, "study": {**TINY_MODEL["study"], "runs": {
+        "tau-0p5": TINY_MODEL["study"]["runs"]["tau-0p5"]}}})
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["variants"] = {k: params["variants"][k] for k in ("none", "gumbel")}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    sh(root, "git", "commit", "-q", "-am", "two variants", env_=e)
+
+    sh(root, "dvc", "exp", "run", "--queue", "-S", "train.seed=2", "-n", "seed-2", env_=e)
+    sh(root, "dvc", "exp", "run", "--queue", "-S", "train.seed=3", "-S", "train.processes=2", "-n", "seed-3", env_=e)
+    sh(root, "dvc", "queue", "start", "--jobs", "2", env_=e)
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline:
+            status = sh(root, "dvc", "queue", "status", env_=e).stdout
+            if not re.search(r"\b(Queued|Running)\b", status):
+                break
+            time.sleep(3)
+        assert status.count("Success") == 2, status + sh(root, "dvc", "queue", "logs", "seed-3", env_=e, check=False).stdout
+    finally:
+        sh(root, "dvc", "queue", "stop", "--kill", env_=e, check=False)
+
+    show = sh(root, "dvc", "exp", "show", "--json", env_=e).stdout
+    runs = {r["name"]: r for r in collect(json.loads(show))["runs"]}
+    assert {"seed-2", "seed-3"} <= set(runs)
+    assert runs["seed-2"]["params"]["train.seed"] == 2 and runs["seed-3"]["params"]["train.processes"] == 2
+    trained = {name: _exp_metrics(json.loads(show), name)["results/train/gumbel.json"]["data"] for name in runs}
+    assert trained["seed-3"]["processes"] == 2 and trained["seed-2"]["processes"] == 1
+    assert trained["seed-2"]["dev_nll_per_token"] != trained["seed-3"]["dev_nll_per_token"]
+
+    collected = subprocess.run([sys.executable, "-m", "stages.collect"], cwd=root, env=e, input=show,
+                               capture_output=True, text=True, timeout=60)
+    assert collected.returncode == 0, collected.stderr
+    groups = json.loads((root / "results/experiments.json").read_text())["groups"]
+    assert [g["seeds"] for g in groups] == [[2, 3]]  # processes is not a setting: the same experiment
+    assert groups[0]["bleu"]["gumbel"]["n"] == 2
+
+
+def _exp_metrics(exp_show: list[dict], name: str) -> dict:
+    for entry in exp_show:
+        for exp in entry.get("experiments") or []:
+            if exp["name"] == name:
+                return exp["revs"][0]["data"]["metrics"]
+    raise KeyError(name)

@@ -5,7 +5,8 @@ import torch
 
 from vae.config import ModelConfig, VariantConfig
 from vae.model import build_model
-from vae.search import SearchSettings, translate_ids
+from vae.batching import collate
+from vae.search import SearchSettings, beam_search, translate_ids
 
 VOCAB = 30
 
@@ -39,3 +40,16 @@ def test_translations_respect_the_length_limit(model):
     for s, hyp in zip(src, translate_ids(model, src, settings)):
         # the limit counts </s>, which the returned ids leave out
         assert len(hyp) <= int((len(s) + 1) * 0.5) + 1 - 1
+
+
+def test_a_given_z_replaces_the_sentence_latent(model):
+    """Latent traversals decode with a chosen z: z = 0 matches z_source='zero', and a z far from
+    it changes at least one translation of this (untrained, but z-conditioned) model."""
+    src = sources()
+    batch = collate([torch.tensor(s) for s in src], [torch.zeros(0, dtype=torch.long)] * len(src))
+    settings = SearchSettings(beam_size=2, max_length_slack=3)
+    zero = torch.zeros(len(src), 4)
+    assert beam_search(model, batch.src, batch.src_lengths, settings, z=zero) == \
+        beam_search(model, batch.src, batch.src_lengths, SearchSettings(beam_size=2, max_length_slack=3, z_source="zero"))
+    far = beam_search(model, batch.src, batch.src_lengths, settings, z=torch.full((len(src), 4), 30.0))
+    assert far != beam_search(model, batch.src, batch.src_lengths, settings, z=zero)

@@ -126,6 +126,7 @@ class TrainConfig:
     seed: int = 1
     device: str = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"
+    processes: int = field(default=1, metadata=_range(1))  # data-parallel ranks (torchrun); same result, faster
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,20 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class StudyConfig:
+    """Sweeps of one latent-attention setting (τ, γ_a) at a budget smaller than the main table's.
+
+    Each run names a `base` variant and the variant keys it changes, e.g.
+    ``tau-0.1: {base: gumbel, gumbel_tau0: 0.1, gumbel_tau_min: 0.1}``.
+    """
+
+    max_pairs: int = field(default=20_000, metadata=_range(0))  # 0: the whole training split
+    epochs: int = field(default=5, metadata=_range(1))
+    test_sentences: int = field(default=1000, metadata=_range(1))
+    runs: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Params:
     download: DownloadConfig = DownloadConfig()
     prepare: PrepareConfig = PrepareConfig()
@@ -168,6 +183,24 @@ class Params:
     decode: DecodeConfig = DecodeConfig()
     diagnose: DiagnoseConfig = DiagnoseConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    study: StudyConfig = StudyConfig()
+
+    def study_variant(self, name: str) -> VariantConfig:
+        """The variant a study run trains: its base variant with the run's keys changed."""
+        run = dict(self.study.runs[name])
+        base = run.pop("base", None)
+        if base not in self.variants:
+            raise ConfigError(f"'study.runs.{name}.base' must name one of the variants "
+                              f"({', '.join(self.variants)}), got {base!r}")
+        return parse(VariantConfig, {**dataclasses.asdict(self.variants[base]), **run}, f"study.runs.{name}")
+
+    def problems(self) -> list[tuple[str, str]]:
+        for name in self.study.runs:
+            if "." in name:
+                return [(f"study.runs.{name}", "a run name must not contain '.' (DVC reads it as nesting); "
+                                               "write 0.1 as 0p1")]
+            self.study_variant(name)  # raises naming the run's bad key
+        return []
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -199,7 +232,7 @@ def parse(cls, raw: Any, where: str):
         values[key] = _coerce(hints[key], value, dotted, fields[key].metadata)
     obj = cls(**values)
     for key, message in getattr(obj, "problems", list)():
-        raise ConfigError(f"'{where}.{key}': {message}")
+        raise ConfigError(f"'{where}.{key}': {message}" if where else f"'{key}': {message}")
     return obj
 
 
@@ -212,6 +245,10 @@ def _coerce(hint, value, dotted: str, metadata) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"'{dotted}' must be a mapping, got {_kind(value)}")
         return {k: _coerce(value_type, v, f"{dotted}.{k}", {}) for k, v in value.items()}
+    if hint is dict:  # free-form (a study run): checked against its schema by Params.problems()
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{dotted}' must be a mapping, got {_kind(value)}")
+        return value
     if origin is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"'{dotted}' must be a list of strings, got {value!r}")

@@ -20,8 +20,8 @@ from vae.batching import Pairs, buckets, collate, iterate
 from vae.config import DecodeConfig, DiagnoseConfig
 from vae.metrics import corpus_scores
 from vae.model import Seq2SeqVAE
-from vae.model.latent import reparameterise
-from vae.search import SearchSettings, translate_ids
+from vae.model.latent import gaussian_kl, reparameterise
+from vae.search import SearchSettings, beam_search, translate_ids
 from vae.tokenizer import Tokenizers
 
 ACTIVE_UNIT_THRESHOLD = 0.01
@@ -56,6 +56,27 @@ def posterior_moments(model: Seq2SeqVAE, pairs: Pairs, max_tokens: int, device) 
         logvars.append(posterior.logvar.float().cpu())
     inverse = torch.argsort(torch.tensor(order))
     return torch.cat(mus)[inverse], torch.cat(logvars)[inverse]
+
+
+@torch.no_grad()
+def latent_traversal(model: Seq2SeqVAE, source: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, index: int,
+                     settings: SearchSettings, device, dims: int = 3,
+                     steps: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0, 2.0)) -> list[dict]:
+    """Decode one source (sentence `index` of the moments `mu`, `logvar`) with z = E_q[z|x] moved
+    along the `dims` dimensions of largest mean KL, by each of `steps` standard deviations of
+    E_q[z_d|x] across sentences. A z that the decoder ignores gives the same output in every column."""
+    kl = gaussian_kl(mu[..., None], logvar[..., None]).mean(0)  # per dimension
+    spread = mu.std(0)
+    batch = collate([source] * len(steps), [torch.zeros(0, dtype=torch.long)] * len(steps))
+    offsets = torch.tensor(steps)
+    rows = []
+    for d in kl.argsort(descending=True)[:dims].tolist():
+        z = mu[index].repeat(len(steps), 1)
+        z[:, d] += offsets * spread[d]
+        hypotheses = beam_search(model, batch.src.to(device), batch.src_lengths.to(device), settings, z=z.to(device))
+        rows.append({"dim": d, "kl": float(kl[d]), "spread": float(spread[d]), "offsets": list(steps),
+                     "hypotheses": hypotheses})
+    return rows
 
 
 def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:

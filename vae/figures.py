@@ -114,3 +114,44 @@ def sigma_per_component(logvar: torch.Tensor, tgt_mask: torch.Tensor, path) -> N
     ax.legend()
     fig.tight_layout()
     _save(fig, path)
+
+
+def _study_panels(axes, rows: list[dict], x: str, label: str, **style) -> None:
+    """BLEU, KL_a per token and attention entropy against one setting; diverged runs marked ×."""
+    trained = [r for r in rows if r["diverged_at_step"] is None]
+    for ax, key in zip(axes, ("bleu", "kl_a_per_token", "attention_entropy")):
+        ax.plot([r[x] for r in trained], [r[key] for r in trained], marker="o", label=label, **style)
+        for r in rows:
+            if r["diverged_at_step"] is not None:
+                ax.plot([r[x]], [0.0], marker="x", color="red", markersize=10)
+        ax.set_xscale("log")
+        ax.set_title({"bleu": "test BLEU", "kl_a_per_token": "KL(a) per token (nats)",
+                      "attention_entropy": "attention entropy (nats)"}[key])
+
+
+def temperature_study(rows: list[dict], path) -> None:
+    """The τ study: fixed τ on the x axis; an annealed schedule as a dashed line at its value."""
+    fig, axes = _panels(3)
+    fixed = [r for r in rows if r["anneal_rate"] == 0]
+    _study_panels(axes, fixed, "tau0", "fixed τ")
+    for r in rows:
+        if r["anneal_rate"] > 0 and r["diverged_at_step"] is None:
+            for ax, key in zip(axes, ("bleu", "kl_a_per_token", "attention_entropy")):
+                ax.axhline(r[key], linestyle="--", color="grey", label=f"annealed {r['tau0']:g}→{r['tau_min']:g}")
+    if fixed and fixed[0]["diverged_at_step"] is None and "uniform_attention_entropy" in fixed[0]:
+        axes[2].axhline(fixed[0]["uniform_attention_entropy"], linestyle=":", color="black", label="uniform")
+    for ax in axes:
+        ax.set_xlabel("Gumbel-softmax temperature τ")
+    axes[2].legend(fontsize=7)
+    _save(fig, path)
+
+
+def gamma_study(groups: dict[str, list[dict]], path) -> None:
+    """The γ_a study: one line per latent attention."""
+    fig, axes = _panels(3)
+    for name, rows in groups.items():
+        _study_panels(axes, rows, "gamma_a", name)
+    for ax in axes:
+        ax.set_xlabel("γ_a (weight of KL(a))")
+    axes[0].legend(fontsize=7)
+    _save(fig, path)

@@ -25,9 +25,15 @@ class Objective:
     kl_a: float
 
 
-def objective(terms: Terms, kl_weight: float, gamma_a: float) -> Objective:
-    """I = mean over sentences of rec + λ_KL·KL_z + γ_a·Σ_j KL_a_j."""
-    rec, kl_z, kl_a = terms.rec.mean(), terms.kl_z.mean(), terms.kl_a.mean()
+def objective(terms: Terms, kl_weight: float, gamma_a: float, sentences: float | None = None) -> Objective:
+    """I = rec + λ_KL·KL_z + γ_a·Σ_j KL_a_j summed over the batch and divided by `sentences`.
+
+    By default `sentences` is the batch size: the mean per sentence. A data-parallel rank holds
+    a share of a global batch of B sentences and passes B / ranks, so that DDP's average of the
+    ranks' gradients is the gradient of the global batch's mean, however the shares are sized.
+    """
+    n = terms.rec.numel() if sentences is None else sentences
+    rec, kl_z, kl_a = terms.rec.sum() / n, terms.kl_z.sum() / n, terms.kl_a.sum() / n
     loss = rec + kl_weight * kl_z + gamma_a * kl_a
     return Objective(loss, rec.item(), kl_z.item(), kl_a.item())
 

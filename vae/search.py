@@ -40,11 +40,12 @@ def _repeat(x: torch.Tensor, k: int, dim: int = 0) -> torch.Tensor:
 
 @torch.no_grad()
 def beam_search(model: Seq2SeqVAE, src: torch.Tensor, src_lengths: torch.Tensor,
-                settings: SearchSettings) -> list[list[int]]:
-    """Best hypothesis per source sentence as token ids (without <s>, </s>, padding)."""
+                settings: SearchSettings, z: torch.Tensor | None = None) -> list[list[int]]:
+    """Best hypothesis per source sentence as token ids (without <s>, </s>, padding).
+    A given `z` (batch, z_dim) replaces the sentence latent (latent traversals)."""
     model.eval()
     batch, k = src.size(0), settings.beam_size
-    memory, (h, c), _ = model.encode(src, src_lengths, settings.sample, settings.z_source)
+    memory, (h, c), _ = model.encode(src, src_lengths, settings.sample, settings.z_source if z is None else z)
     memory.states, memory.mask = _repeat(memory.states, k), _repeat(memory.mask, k)
     if memory.z is not None:
         memory.z = _repeat(memory.z, k)

@@ -15,10 +15,11 @@ from typing import Callable
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from vae import UserError
-from vae.batching import Pairs, buckets, collate, iterate
+from vae import UserError, distributed
+from vae.batching import Pairs, buckets, collate
 from vae.cli import console
 from vae.config import ModelConfig, TrainConfig, VariantConfig, parse
+from vae.distributed import Ranks
 from vae.io import save_torch
 from vae.model import Seq2SeqVAE, build_model
 from vae.model.attention import gumbel_temperature
@@ -49,7 +50,8 @@ class Setup:
     def fingerprint(self) -> str:
         resumable = self.as_dict()
         resumable["train"].pop("device")  # a run may resume on another device,
-        resumable["train"].pop("epochs")  # and train for longer: no schedule depends on the run's length
+        resumable["train"].pop("epochs")  # and train for longer: no schedule depends on the run's length,
+        resumable["train"].pop("processes")  # and on more or fewer ranks: they make the same steps
         return hashlib.sha256(json.dumps(resumable, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -63,6 +65,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Se
     return model.to(device).eval(), blob
 
 
+SPIKE_FACTOR, SPIKE_WARMUP = 1.5, 100  # a loss spike: a step's loss above 1.5× the running mean, after 100 steps
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; `step` is the optimiser step where it happened."""
+
+    def __init__(self, step: int, message: str):
+        super().__init__(message)
+        self.step = step
+
+
 @dataclass
 class Run:
     """Mutable state of a run: what a checkpoint holds besides the weights."""
@@ -73,20 +86,24 @@ class Run:
     history: list[dict] = field(default_factory=list)
 
 
-def evaluate(model: Seq2SeqVAE, pairs: Pairs, max_tokens: int, device, precision: str) -> dict:
-    """Dev terms per sentence and per token, with z and a at their means (no sampling)."""
+def evaluate(model: Seq2SeqVAE, pairs: Pairs, max_tokens: int, device, precision: str,
+             ranks: Ranks = Ranks()) -> dict:
+    """Dev terms per sentence and per token, with z and a at their means (no sampling).
+    Data-parallel ranks each take a share of the batches and sum their totals."""
     model.eval()
-    sums = {"rec": 0.0, "kl_z": 0.0, "kl_a": 0.0, "tokens": 0}
+    sums = [0.0, 0.0, 0.0, 0.0]  # rec, kl_z, kl_a, tokens
     with torch.no_grad(), _autocast(device, precision):
-        for batch in iterate(pairs, max_tokens):
+        for indices in buckets(pairs, max_tokens, seed=None)[ranks.rank::ranks.world]:
+            batch = collate([pairs.src[i] for i in indices], [pairs.tgt[i] for i in indices])
             terms = model(batch.to(device), sample=False)
-            for key in ("rec", "kl_z", "kl_a", "tokens"):
-                sums[key] += getattr(terms, key).sum().item()
-    n, tokens = len(pairs), max(sums["tokens"], 1)
-    return {"dev_loss": (sums["rec"] + sums["kl_z"] + sums["kl_a"]) / n,
-            "dev_rec": sums["rec"] / n, "dev_kl_z": sums["kl_z"] / n, "dev_kl_a": sums["kl_a"] / n,
-            "dev_nll_per_token": sums["rec"] / tokens, "dev_ppl": math.exp(min(sums["rec"] / tokens, 50.0)),
-            "dev_kl_z_per_token": sums["kl_z"] / tokens, "dev_kl_a_per_token": sums["kl_a"] / tokens}
+            for k, key in enumerate(("rec", "kl_z", "kl_a", "tokens")):
+                sums[k] += getattr(terms, key).sum().item()
+    rec, kl_z, kl_a, tokens = distributed.sum_across(sums, ranks, device)
+    n, tokens = len(pairs), max(tokens, 1)
+    return {"dev_loss": (rec + kl_z + kl_a) / n,
+            "dev_rec": rec / n, "dev_kl_z": kl_z / n, "dev_kl_a": kl_a / n,
+            "dev_nll_per_token": rec / tokens, "dev_ppl": math.exp(min(rec / tokens, 50.0)),
+            "dev_kl_z_per_token": kl_z / tokens, "dev_kl_a_per_token": kl_a / tokens}
 
 
 def _kept(last: Path) -> str:
@@ -97,18 +114,33 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def _rng_state(device: torch.device) -> dict:
+    return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"].cpu())  # map_location moved it to `device`
+    if device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+
+
 def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Path,
           on_epoch_end: Callable[[Run], None] | None = None) -> tuple[Seq2SeqVAE, Run]:
     """Train (or resume) a variant; returns the best model by dev loss and the run's history.
 
     checkpoint_dir/last.pt is rewritten atomically after every epoch; checkpoint_dir/best.pt
-    whenever the dev loss improves. A last.pt from the same setup is resumed from.
+    whenever the dev loss improves. A last.pt from the same setup is resumed from. Under
+    torchrun every rank trains on its share of each batch (vae.distributed); rank 0 alone
+    writes checkpoints and shows progress.
     """
     cfg, variant = setup.train, setup.variant
-    device = resolve_device(cfg.device)
+    ranks, device = distributed.start(resolve_device(cfg.device))
+    log = console.log if ranks.is_main else (lambda *args, **kwargs: None)
     torch.manual_seed(cfg.seed)
     model = build_model(setup.src_vocab, setup.tgt_vocab, setup.model, variant).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    if ranks.distributed:  # same initial weights everywhere, different dropout and latent noise per rank
+        torch.manual_seed(cfg.seed + ranks.rank)
     run = Run()
     last, best = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
     if last.is_file():
@@ -117,67 +149,90 @@ def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Pa
             model.load_state_dict(blob["model"])
             optimiser.load_state_dict(blob["optimiser"])
             run = Run(**blob["run"])
-            torch.set_rng_state(blob["rng"]["cpu"].cpu())  # map_location moved it to `device`
-            if device.type == "cuda" and blob["rng"].get("cuda") is not None:
-                torch.cuda.set_rng_state(blob["rng"]["cuda"].cpu())
-            console.log(f"resuming from {last} after epoch {run.epoch}")
+            states = blob["rng"] if isinstance(blob["rng"], list) else [blob["rng"]]  # one per rank
+            if len(states) == ranks.world:
+                _set_rng_state(states[ranks.rank], device)
+            else:  # the same data and weights; only the noise streams cannot continue
+                torch.manual_seed(cfg.seed + 1000 * run.epoch + ranks.rank)
+                log(f"{last} was written by {len(states)} process(es), this run has {ranks.world}: "
+                    "random streams restart")
+            log(f"resuming from {last} after epoch {run.epoch}")
         else:
-            console.log(f"{last} is from other settings; starting afresh")
+            log(f"{last} is from other settings; starting afresh")
+    trainer = distributed.wrap(model, ranks, device)
+    smoothed = run.history[-1]["train_loss"] if run.history else 0.0  # EMA of the step loss, for spike counts
 
-    steps_per_epoch = len(buckets(train_pairs, cfg.max_tokens, seed=cfg.seed))
-    total_steps = steps_per_epoch * cfg.epochs
+    def epoch_batches(epoch: int) -> list[list[int]]:
+        # Every rank needs a share of every batch; a batch of fewer sentences than ranks (only
+        # when max_tokens is below ranks × the longest sentence) is skipped by all of them.
+        return [b for b in buckets(train_pairs, cfg.max_tokens, seed=cfg.seed + epoch) if len(b) >= ranks.world]
+
+    total_steps = len(epoch_batches(0)) * cfg.epochs
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=console, transient=False, disable=not ranks.is_main) as progress:
         task = progress.add_task("train", total=total_steps, completed=run.step, status="")
         while run.epoch < cfg.epochs:
-            epoch_start, tokens, sums = time.perf_counter(), 0, {"loss": 0.0, "rec": 0.0, "kl_z": 0.0, "kl_a": 0.0}
+            epoch_start, tokens, sentences, grad_norm, spikes = time.perf_counter(), 0, 0, 0.0, 0
+            sums = {"loss": 0.0, "rec": 0.0, "kl_z": 0.0, "kl_a": 0.0}
             progress.update(task, description=f"{variant.attention} epoch {run.epoch + 1}/{cfg.epochs}")
             model.train()
-            batches = buckets(train_pairs, cfg.max_tokens, seed=cfg.seed + run.epoch)
-            for indices in batches:
-                batch = collate([train_pairs.src[i] for i in indices], [train_pairs.tgt[i] for i in indices]).to(device)
+            for indices in epoch_batches(run.epoch):
+                mine = distributed.shard(indices, ranks)
+                batch = collate([train_pairs.src[i] for i in mine], [train_pairs.tgt[i] for i in mine]).to(device)
                 weight = kl_weight(run.step, cfg.kl)
                 tau = gumbel_temperature(run.step, variant.gumbel_tau0, variant.gumbel_tau_min, variant.gumbel_anneal_rate)
                 with _autocast(device, cfg.precision):
-                    terms = model(batch, sample=True, temperature=tau, word_dropout=cfg.word_dropout)
-                result = objective(terms, weight, variant.gamma_a)
-                loss = result.loss.item()
+                    terms = trainer(batch, sample=True, temperature=tau, word_dropout=cfg.word_dropout)
+                result = objective(terms, weight, variant.gamma_a, sentences=len(indices) / ranks.world)
+                # Each rank's share of the batch mean; their sum over ranks is the batch's.
+                *values, batch_tokens = distributed.sum_across(
+                    [result.loss.item(), result.rec, result.kl_z, result.kl_a, float(batch.tgt_mask.sum())], ranks,
+                    device)
+                loss, rec, kl_z, kl_a = (v / ranks.world for v in values)
                 if not math.isfinite(loss):
-                    raise UserError(
-                        f"the loss became {loss} at step {run.step} (epoch {run.epoch + 1}): rec "
-                        f"{result.rec:.3g}, KL_z {result.kl_z:.3g}, KL_a {result.kl_a:.3g}, λ_KL {weight:.3g}, τ {tau:.3g}. "
+                    raise TrainingDiverged(
+                        run.step, f"the loss became {loss} at step {run.step} (epoch {run.epoch + 1}): rec "
+                        f"{rec:.3g}, KL_z {kl_z:.3g}, KL_a {kl_a:.3g}, λ_KL {weight:.3g}, τ {tau:.3g}. "
                         f"Training stopped; {_kept(last)}. Try a lower train.learning_rate "
                         "or train.clip_norm, or a higher gumbel_tau_min."
                     )
                 optimiser.zero_grad(set_to_none=True)
                 result.loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+                grad_norm = max(grad_norm, float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)))
                 optimiser.step()
+                spikes += run.step >= SPIKE_WARMUP and loss > SPIKE_FACTOR * smoothed
+                smoothed = loss if run.step == 0 else 0.98 * smoothed + 0.02 * loss
                 run.step += 1
-                tokens += int(batch.tgt_mask.sum())
-                for key in sums:
-                    sums[key] += (loss if key == "loss" else getattr(result, key)) * len(indices)
+                tokens += int(batch_tokens)
+                sentences += len(indices)
+                for key, value in zip(sums, (loss, rec, kl_z, kl_a)):
+                    sums[key] += value * len(indices)
                 rate = tokens / (time.perf_counter() - epoch_start)
-                progress.update(task, advance=1, status=f"loss {loss:.2f} rec {result.rec:.2f} "
-                                f"KLz {result.kl_z:.2f} KLa {result.kl_a:.2f} λ {weight:.2f} {rate:,.0f} tok/s")
+                progress.update(task, advance=1, status=f"loss {loss:.2f} rec {rec:.2f} "
+                                f"KLz {kl_z:.2f} KLa {kl_a:.2f} λ {weight:.2f} {rate:,.0f} tok/s")
             train_seconds = time.perf_counter() - epoch_start
-            dev = evaluate(model, dev_pairs, cfg.max_tokens, device, cfg.precision)
+            dev = evaluate(model, dev_pairs, cfg.max_tokens, device, cfg.precision, ranks)
             if not math.isfinite(dev["dev_loss"]):
-                raise UserError(f"the dev loss became {dev['dev_loss']} after epoch {run.epoch + 1}; training "
+                raise TrainingDiverged(run.step, f"the dev loss became {dev['dev_loss']} after epoch {run.epoch + 1}; training "
                                 f"stopped; {_kept(last)}. Try a lower train.learning_rate.")
             run.epoch += 1
-            row = {"epoch": run.epoch, "step": run.step, **{f"train_{k}": v / len(train_pairs) for k, v in sums.items()},
-                   "kl_weight": weight, "temperature": tau, **dev, "tokens_per_s": tokens / train_seconds,
+            row = {"epoch": run.epoch, "step": run.step, **{f"train_{k}": v / sentences for k, v in sums.items()},
+                   "kl_weight": weight, "temperature": tau, **dev, "grad_norm_max": grad_norm, "loss_spikes": spikes,
+                   "tokens_per_s": tokens / train_seconds,
                    "epoch_seconds": train_seconds}
             run.history.append(row)
-            console.log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            if dev["dev_loss"] < run.best_dev_loss:
-                run.best_dev_loss = dev["dev_loss"]
-                save_torch(best, {"setup": setup.as_dict(), "model": model.state_dict(), "epoch": run.epoch})
-            rng = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None}
-            save_torch(last, {"fingerprint": setup.fingerprint(), "setup": setup.as_dict(), "model": model.state_dict(),
-                              "optimiser": optimiser.state_dict(), "run": dataclasses.asdict(run), "rng": rng})
+            log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+            improved = dev["dev_loss"] < run.best_dev_loss
+            run.best_dev_loss = min(run.best_dev_loss, dev["dev_loss"])
+            rng = distributed.gather(_rng_state(device), ranks)  # a collective: every rank takes part
+            if ranks.is_main:
+                if improved:
+                    save_torch(best, {"setup": setup.as_dict(), "model": model.state_dict(), "epoch": run.epoch})
+                save_torch(last, {"fingerprint": setup.fingerprint(), "setup": setup.as_dict(),
+                                  "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                                  "run": dataclasses.asdict(run), "rng": rng})
+            distributed.barrier(ranks)  # the checkpoint is on disk before any rank goes on
             if on_epoch_end is not None:
                 on_epoch_end(run)
     best_model, _ = load_model(best, device)

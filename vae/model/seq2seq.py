@@ -59,17 +59,19 @@ class Seq2SeqVAE(nn.Module):
         # The decoder starts from z (the VAE) or from the source summary (the plain model).
         self.init_hidden = nn.Linear(z_dim if variant.latent_z else memory_size, model.hidden_size)
 
-    def encode(self, src, src_lengths, sample: bool, z_source: str = "posterior"):
+    def encode(self, src, src_lengths, sample: bool, z_source: str | torch.Tensor = "posterior"):
         """Returns the decoder's Memory, its initial LSTM state, and q(z|X) (None without z).
 
         z_source says what the decoder gets as z: "posterior" (a sample if `sample`, else the
         mean), "mean" (always the mean), or, to test whether z matters, "zero" or "prior" (a
-        draw from N(0, I) that ignores the source).
+        draw from N(0, I) that ignores the source); a (batch, z_dim) tensor is used as z itself.
         """
         states, summary = self.encoder(src, src_lengths)
         posterior = self.latent(summary, sample) if self.latent is not None else None
         z = posterior.z if posterior is not None else None
-        if z is not None and z_source != "posterior":
+        if z is not None and isinstance(z_source, torch.Tensor):
+            z = z_source.to(z)
+        elif z is not None and z_source != "posterior":
             z = {"mean": posterior.mu, "zero": torch.zeros_like(z), "prior": torch.randn_like(z)}[z_source]
         h0 = torch.tanh(self.init_hidden(z if z is not None else summary))[None]  # (1, batch, hidden)
         return Memory(states, src != PAD, z), (h0, torch.zeros_like(h0)), posterior

@@ -193,7 +193,7 @@ def report_markdown(metrics: dict, experiments: dict, figures: set[str], travers
     if gamma:
         lines += ["![γ_a study](study_plots/gamma_a.png)", ""]
     lines += ["Attention entropy: mean over decoder steps (nats) / the same for a uniform attention over the source. "
-              "Loss spikes: steps whose loss exceeded 1.5× its running mean after step 100. A diverged run "
+              "Loss spikes: steps whose loss per target token exceeded 1.5× its running mean (EMA 0.98) after step 100. A diverged run "
               "(NaN loss) is reported, not retried.", ""]
     lines += ["## Repeated runs (DVC experiments)", "", *experiments_table(experiments), ""]
     return "\n".join(lines)

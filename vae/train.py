@@ -65,7 +65,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Se
     return model.to(device).eval(), blob
 
 
-SPIKE_FACTOR, SPIKE_WARMUP = 1.5, 100  # a loss spike: a step's loss above 1.5× the running mean, after 100 steps
+SPIKE_FACTOR, SPIKE_WARMUP = 1.5, 100  # a spike: a step's loss per token above 1.5× its running mean, after step 100
 
 
 class TrainingDiverged(UserError):
@@ -160,7 +160,8 @@ def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Pa
         else:
             log(f"{last} is from other settings; starting afresh")
     trainer = distributed.wrap(model, ranks, device)
-    smoothed = run.history[-1]["train_loss"] if run.history else 0.0  # EMA of the step loss, for spike counts
+    # running mean (EMA) of the loss per target token, against which a step's loss counts as a spike
+    smoothed = run.history[-1]["train_loss_per_token"] if run.history else 0.0
 
     def epoch_batches(epoch: int) -> list[list[int]]:
         # Every rank needs a share of every batch; a batch of fewer sentences than ranks (only
@@ -201,8 +202,9 @@ def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Pa
                 result.loss.backward()
                 grad_norm = max(grad_norm, float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)))
                 optimiser.step()
-                spikes += run.step >= SPIKE_WARMUP and loss > SPIKE_FACTOR * smoothed
-                smoothed = loss if run.step == 0 else 0.98 * smoothed + 0.02 * loss
+                per_token = loss * len(indices) / batch_tokens  # per sentence would flag every long-sentence batch
+                spikes += run.step >= SPIKE_WARMUP and per_token > SPIKE_FACTOR * smoothed
+                smoothed = per_token if run.step == 0 else 0.98 * smoothed + 0.02 * per_token
                 run.step += 1
                 tokens += int(batch_tokens)
                 sentences += len(indices)
@@ -218,6 +220,7 @@ def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Pa
                                 f"stopped; {_kept(last)}. Try a lower train.learning_rate.")
             run.epoch += 1
             row = {"epoch": run.epoch, "step": run.step, **{f"train_{k}": v / sentences for k, v in sums.items()},
+                   "train_loss_per_token": sums["loss"] / tokens,
                    "kl_weight": weight, "temperature": tau, **dev, "grad_norm_max": grad_norm, "loss_spikes": spikes,
                    "tokens_per_s": tokens / train_seconds,
                    "epoch_seconds": train_seconds}

@@ -34,8 +34,13 @@ def objective(terms: Terms, kl_weight: float, gamma_a: float, sentences: float |
     """
     n = terms.rec.numel() if sentences is None else sentences
     rec, kl_z, kl_a = terms.rec.sum() / n, terms.kl_z.sum() / n, terms.kl_a.sum() / n
-    loss = rec + kl_weight * kl_z + gamma_a * kl_a
+    loss = weighted(rec, kl_z, kl_a, kl_weight, gamma_a)
     return Objective(loss, rec.item(), kl_z.item(), kl_a.item())
+
+
+def weighted(rec, kl_z, kl_a, kl_weight: float, gamma_a: float):
+    """rec + λ_KL·KL_z + γ_a·KL_a, for tensors or plain numbers (dev totals)."""
+    return rec + kl_weight * kl_z + gamma_a * kl_a
 
 
 def kl_weight(step: int, cfg: KLScheduleConfig) -> float:

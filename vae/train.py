@@ -23,7 +23,7 @@ from vae.distributed import Ranks
 from vae.io import save_torch
 from vae.model import Seq2SeqVAE, build_model
 from vae.model.attention import gumbel_temperature
-from vae.objective import kl_weight, objective
+from vae.objective import kl_weight, objective, weighted
 
 
 def resolve_device(name: str) -> torch.device:
@@ -100,7 +100,7 @@ def evaluate(model: Seq2SeqVAE, pairs: Pairs, max_tokens: int, device, precision
                 sums[k] += getattr(terms, key).sum().item()
     rec, kl_z, kl_a, tokens = distributed.sum_across(sums, ranks, device)
     n, tokens = len(pairs), max(tokens, 1)
-    return {"dev_loss": (rec + kl_z + kl_a) / n,
+    return {"dev_elbo_loss": (rec + kl_z + kl_a) / n,
             "dev_rec": rec / n, "dev_kl_z": kl_z / n, "dev_kl_a": kl_a / n,
             "dev_nll_per_token": rec / tokens, "dev_ppl": math.exp(min(rec / tokens, 50.0)),
             "dev_kl_z_per_token": kl_z / tokens, "dev_kl_a_per_token": kl_a / tokens}
@@ -215,9 +215,13 @@ def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Pa
                                 f"KLz {kl_z:.2f} KLa {kl_a:.2f} λ {weight:.2f} {rate:,.0f} tok/s")
             train_seconds = time.perf_counter() - epoch_start
             dev = evaluate(model, dev_pairs, cfg.max_tokens, device, cfg.precision, ranks)
+            # The best epoch minimises the objective being trained, at its full λ_KL: the unweighted
+            # ELBO would prefer an early epoch of a model whose KL_a grows while its NLL falls.
+            dev["dev_loss"] = weighted(dev["dev_rec"], dev["dev_kl_z"], dev["dev_kl_a"], cfg.kl.max_weight,
+                                       variant.gamma_a)
             if not math.isfinite(dev["dev_loss"]):
-                raise TrainingDiverged(run.step, f"the dev loss became {dev['dev_loss']} after epoch {run.epoch + 1}; training "
-                                f"stopped; {_kept(last)}. Try a lower train.learning_rate.")
+                raise TrainingDiverged(run.step, f"the dev loss became {dev['dev_loss']} after epoch "
+                                       f"{run.epoch + 1}; training stopped; {_kept(last)}. Try a lower train.learning_rate.")
             run.epoch += 1
             row = {"epoch": run.epoch, "step": run.step, **{f"train_{k}": v / sentences for k, v in sums.items()},
                    "train_loss_per_token": sums["loss"] / tokens,

@@ -22,14 +22,14 @@ from pathlib import Path
 import torch
 
 
-def worker(pairs: int, out: Path) -> None:
+def worker(pairs: int, out: Path, params_file: str) -> None:
     from vae import distributed
     from vae.batching import Pairs
     from vae.config import load_params
     from vae.tokenizer import Tokenizers
     from vae.train import Setup, train
 
-    params = load_params()
+    params = load_params(params_file)
     cfg = dataclasses.replace(params.train, epochs=1, max_pairs=pairs, device="cpu", precision="fp32")
     train_pairs = Pairs.load("data/encoded/train.pt", pairs)
     tokenizers = Tokenizers.load("data/tokenizer")
@@ -40,10 +40,10 @@ def worker(pairs: int, out: Path) -> None:
         (out / "history.json").write_text(json.dumps(run.history))
 
 
-def measure(ranks: int, threads: int, pairs: int) -> float:
+def measure(ranks: int, threads: int, pairs: int, params_file: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": "."}
-        command = [sys.executable, __file__, "--worker", tmp, "--pairs", str(pairs)]
+        command = [sys.executable, __file__, "--worker", tmp, "--pairs", str(pairs), "--params", params_file]
         if ranks > 1:
             command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
                        *command[1:]]
@@ -56,22 +56,23 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=2000)
     p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     p.add_argument("--threads-per-rank", type=int, default=1)
+    p.add_argument("--params", default="params.yaml", help="model sizes and batch size from here")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        worker(args.pairs, Path(args.worker))
+        worker(args.pairs, Path(args.worker), args.params)
         return
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {args.pairs} pairs, 1 epoch, `deterministic` variant")
-    single = measure(1, args.threads_per_rank, args.pairs)
+    single = measure(1, args.threads_per_rank, args.pairs, args.params)
     print(f"1 rank × {args.threads_per_rank} thread(s): {single:8.0f} tok/s")
     for n in args.ranks:
         if n == 1:
             continue
-        rate = measure(n, args.threads_per_rank, args.pairs)
+        rate = measure(n, args.threads_per_rank, args.pairs, args.params)
         print(f"{n} ranks × {args.threads_per_rank} thread(s): {rate:8.0f} tok/s  speed-up {rate / single:.2f}  "
               f"efficiency {rate / (n * single):.2f}")
     total = max(args.ranks) * args.threads_per_rank
-    rate = measure(1, total, args.pairs)
+    rate = measure(1, total, args.pairs, args.params)
     print(f"1 rank × {total} threads (same cores, intra-op threads instead of ranks): {rate:8.0f} tok/s")
 
 

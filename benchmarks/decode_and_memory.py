@@ -33,13 +33,14 @@ def _reset_peak(device: torch.device) -> float:
     return _peak_mb(device)
 
 
-def decode_phase(model_path: str, sentences: int, beam: int, batched: bool, device_name: str) -> dict:
+def decode_phase(model_path: str, sentences: int, beam: int, batched: bool, device_name: str,
+                 params_file: str) -> dict:
     from vae.batching import Pairs
     from vae.config import load_params
     from vae.search import SearchSettings, translate_ids
     from vae.train import load_model, resolve_device
 
-    params = load_params()
+    params = load_params(params_file)
     device = resolve_device(device_name)
     model, _ = load_model(model_path, device)
     sources = [s.tolist() for s in Pairs.load("data/encoded/test.pt", sentences).src]
@@ -58,7 +59,7 @@ def decode_phase(model_path: str, sentences: int, beam: int, batched: bool, devi
             "baseline_mb": before}
 
 
-def train_phase(precision: str, device_name: str, steps: int = 5) -> dict:
+def train_phase(precision: str, device_name: str, params_file: str, steps: int = 5) -> dict:
     from vae.batching import Pairs, iterate
     from vae.config import load_params
     from vae.model import build_model
@@ -66,7 +67,7 @@ def train_phase(precision: str, device_name: str, steps: int = 5) -> dict:
     from vae.tokenizer import Tokenizers
     from vae.train import resolve_device
 
-    params = load_params()
+    params = load_params(params_file)
     device = resolve_device(device_name)
     tokenizers = Tokenizers.load("data/tokenizer")
     model = build_model(tokenizers.src.get_piece_size(), tokenizers.tgt.get_piece_size(), params.model,
@@ -96,18 +97,19 @@ def main() -> None:
     p.add_argument("--model", required=True, help="a trained model, e.g. models/deterministic.pt")
     p.add_argument("--sentences", type=int, default=200)
     p.add_argument("--device", default="auto")
+    p.add_argument("--params", default="params.yaml", help="decoding settings and training sizes from here")
     args = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, model {args.model}, "
           f"{args.sentences} test sentences")
     for beam in (1, 5):
-        alone = isolated(decode_phase, args.model, args.sentences, beam, False, args.device)
-        batched = isolated(decode_phase, args.model, args.sentences, beam, True, args.device)
+        alone = isolated(decode_phase, args.model, args.sentences, beam, False, args.device, args.params)
+        batched = isolated(decode_phase, args.model, args.sentences, beam, True, args.device, args.params)
         name = "greedy" if beam == 1 else f"beam {beam}"
         print(f"{name:7s} one at a time {alone['sentences_per_s']:7.1f} sent/s | batched "
               f"{batched['sentences_per_s']:7.1f} sent/s (×{batched['sentences_per_s'] / alone['sentences_per_s']:.1f})"
               f" | peak memory batched {batched['peak_mb']:.0f} MB (model loaded: {batched['baseline_mb']:.0f} MB)")
     for precision in ("fp32", "bf16"):
-        step = isolated(train_phase, precision, args.device)
+        step = isolated(train_phase, precision, args.device, args.params)
         print(f"training step, default sizes, `gaussian`, longest batches, {precision}: peak memory "
               f"{step['peak_mb']:.0f} MB (before the first step: {step['baseline_mb']:.0f} MB)")
 

@@ -103,8 +103,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--params", default="params.yaml", help="model sizes and batch size from here")
     args = p.parse_args()
-    params = load_params()
+    params = load_params(args.params)
     torch.manual_seed(0)
     pairs = Pairs.load("data/encoded/train.pt", args.pairs)
     batches = list(iterate(pairs, params.train.max_tokens, seed=1))[: args.steps + args.warmup]

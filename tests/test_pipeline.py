@@ -41,7 +41,7 @@ def env(site_cache: Path) -> dict[str, str]:
 
 
 def sh(cwd: Path, *cmd: str, env_: dict, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=env_, capture_output=True, text=True, timeout=180)
+    result = subprocess.run(cmd, cwd=cwd, env=env_, capture_output=True, text=True, timeout=600)
     if check and result.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
     return result

@@ -83,6 +83,7 @@ class Run:
     epoch: int = 0
     step: int = 0
     best_dev_loss: float = math.inf
+    loss_ema: float | None = None  # running mean of the step loss per target token, for spike counts
     history: list[dict] = field(default_factory=list)
 
 
@@ -160,8 +161,6 @@ def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Pa
         else:
             log(f"{last} is from other settings; starting afresh")
     trainer = distributed.wrap(model, ranks, device)
-    # running mean (EMA) of the loss per target token, against which a step's loss counts as a spike
-    smoothed = run.history[-1]["train_loss_per_token"] if run.history else 0.0
 
     def epoch_batches(epoch: int) -> list[list[int]]:
         # Every rank needs a share of every batch; a batch of fewer sentences than ranks (only
@@ -186,7 +185,7 @@ def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Pa
                 with _autocast(device, cfg.precision):
                     terms = trainer(batch, sample=True, temperature=tau, word_dropout=cfg.word_dropout)
                 result = objective(terms, weight, variant.gamma_a, sentences=len(indices) / ranks.world)
-                # Each rank's share of the batch mean; their sum over ranks is the batch's.
+                # Each rank holds N·(its share's sum)/B: the mean over the N ranks is the batch mean.
                 *values, batch_tokens = distributed.sum_across(
                     [result.loss.item(), result.rec, result.kl_z, result.kl_a, float(batch.tgt_mask.sum())], ranks,
                     device)
@@ -203,8 +202,9 @@ def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Pa
                 grad_norm = max(grad_norm, float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)))
                 optimiser.step()
                 per_token = loss * len(indices) / batch_tokens  # per sentence would flag every long-sentence batch
-                spikes += run.step >= SPIKE_WARMUP and per_token > SPIKE_FACTOR * smoothed
-                smoothed = per_token if run.step == 0 else 0.98 * smoothed + 0.02 * per_token
+                ema = run.loss_ema
+                spikes += ema is not None and run.step >= SPIKE_WARMUP and per_token > SPIKE_FACTOR * ema
+                run.loss_ema = per_token if ema is None else 0.98 * ema + 0.02 * per_token
                 run.step += 1
                 tokens += int(batch_tokens)
                 sentences += len(indices)

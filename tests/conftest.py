@@ -55,6 +55,22 @@ def synthetic_pairs(n: int, seed: int = 0, min_words: int = 3, max_words: int = 
     return pairs
 
 
+def random_pairs(n: int, seed: int, lo: int = 3, hi: int = 8, vocab: int = 30):
+    """`n` pairs of random id sequences (ids 4..vocab-1, no specials), lengths lo..hi, as (src, tgt) lists."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+
+    def seq():
+        return torch.randint(4, vocab, (int(torch.randint(lo, hi + 1, (1,), generator=g)),), generator=g)
+
+    src, tgt = [], []
+    for _ in range(n):
+        src.append(seq())
+        tgt.append(seq())
+    return src, tgt
+
+
 def real_pairs(n: int) -> list[tuple[str, str]]:
     """The first `n` pairs of the repository's bundled EuroParl sample."""
     out = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+import conftest
 from vae.batching import Pairs, collate
 from vae.config import KLScheduleConfig, ModelConfig, TrainConfig, VariantConfig
 from vae.model import Seq2SeqVAE, build_model
@@ -21,12 +22,7 @@ MODEL = ModelConfig(embedding_dim=16, hidden_size=16, z_dim=8, dropout=0.0)
 
 
 def random_pairs(n: int, seed: int) -> Pairs:
-    g = torch.Generator().manual_seed(seed)
-
-    def seq():
-        return torch.randint(4, VOCAB, (int(torch.randint(3, 12, (1,), generator=g)),), generator=g)
-
-    return Pairs([seq() for _ in range(n)], [seq() for _ in range(n)])
+    return Pairs(*conftest.random_pairs(n, seed, hi=11, vocab=VOCAB))
 
 
 def train_data() -> tuple[Pairs, Pairs]:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from conftest import REPO
+from conftest import REPO, random_pairs
 from vae.batching import collate
 from vae.config import ModelConfig, VariantConfig, parse
 from vae.model import Batch, build_model
@@ -41,20 +41,6 @@ def test_params_yaml_defines_the_five_variants():
     assert set(VARIANT_NAMES) <= set(VARIANTS)
     assert not VARIANTS["plain"].latent_z
     assert {VARIANTS[n].attention for n in VARIANT_NAMES} == {"none", "deterministic", "gaussian", "gumbel"}
-
-
-def random_pairs(n: int, seed: int, lo: int = 3, hi: int = 8) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """`n` pairs of random id sequences (ids 4..VOCAB-1, no specials), lengths lo..hi."""
-    g = torch.Generator().manual_seed(seed)
-
-    def seq():
-        return torch.randint(4, VOCAB, (int(torch.randint(lo, hi + 1, (1,), generator=g)),), generator=g)
-
-    src, tgt = [], []
-    for _ in range(n):
-        src.append(seq())
-        tgt.append(seq())
-    return src, tgt
 
 
 def pad_batch(batch: Batch, extra_src: int, extra_tgt: int) -> Batch:

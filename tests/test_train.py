@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO
+from conftest import REPO, random_pairs
 from vae import UserError
 from vae.batching import Pairs, collate
 from vae.config import KLScheduleConfig, ModelConfig, TrainConfig, VariantConfig, parse
@@ -25,20 +25,7 @@ def repo_variant(name: str) -> VariantConfig:
     return parse(VariantConfig, raw, f"variants.{name}")
 
 
-def random_pairs(n: int, seed: int) -> Pairs:
-    g = torch.Generator().manual_seed(seed)
-
-    def seq():
-        return torch.randint(4, VOCAB, (int(torch.randint(3, 9, (1,), generator=g)),), generator=g)
-
-    src, tgt = [], []
-    for _ in range(n):
-        src.append(seq())
-        tgt.append(seq())
-    return Pairs(src, tgt)
-
-
-TRAIN, DEV = random_pairs(48, seed=0), random_pairs(12, seed=1)
+TRAIN, DEV = Pairs(*random_pairs(48, seed=0)), Pairs(*random_pairs(12, seed=1))
 
 
 def make_setup(variant: str | VariantConfig = "gaussian", **train) -> Setup:

@@ -116,17 +116,20 @@ def sigma_per_component(logvar: torch.Tensor, tgt_mask: torch.Tensor, path) -> N
     _save(fig, path)
 
 
+STUDY_PANELS = {"bleu": "test BLEU", "kl_a_per_token": "KL(a) per token (nats)",
+                "attention_entropy": "attention entropy (nats)"}  # metric of a study run: panel title
+
+
 def _study_panels(axes, rows: list[dict], x: str, label: str, **style) -> None:
     """BLEU, KL_a per token and attention entropy against one setting; diverged runs marked ×."""
     trained = [r for r in rows if r["diverged_at_step"] is None]
-    for ax, key in zip(axes, ("bleu", "kl_a_per_token", "attention_entropy")):
+    for ax, (key, title) in zip(axes, STUDY_PANELS.items()):
         ax.plot([r[x] for r in trained], [r[key] for r in trained], marker="o", label=label, **style)
         for r in rows:
             if r["diverged_at_step"] is not None:
                 ax.plot([r[x]], [0.0], marker="x", color="red", markersize=10)
         ax.set_xscale("log")
-        ax.set_title({"bleu": "test BLEU", "kl_a_per_token": "KL(a) per token (nats)",
-                      "attention_entropy": "attention entropy (nats)"}[key])
+        ax.set_title(title)
 
 
 def temperature_study(rows: list[dict], path) -> None:
@@ -136,7 +139,7 @@ def temperature_study(rows: list[dict], path) -> None:
     _study_panels(axes, fixed, "tau0", "fixed τ")
     for r in rows:
         if r["anneal_rate"] > 0 and r["diverged_at_step"] is None:
-            for ax, key in zip(axes, ("bleu", "kl_a_per_token", "attention_entropy")):
+            for ax, key in zip(axes, STUDY_PANELS):
                 ax.axhline(r[key], linestyle="--", color="grey", label=f"annealed {r['tau0']:g}→{r['tau_min']:g}")
     if fixed and fixed[0]["diverged_at_step"] is None and "uniform_attention_entropy" in fixed[0]:
         axes[2].axhline(fixed[0]["uniform_attention_entropy"], linestyle=":", color="black", label="uniform")

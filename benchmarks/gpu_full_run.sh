@@ -18,6 +18,7 @@ PY
 set_epochs() { $PY - "$1" <<'PY'
 import sys, yaml
 p = yaml.safe_load(open("params.yaml")); p["train"]["epochs"] = int(sys.argv[1]); p["decode"]["max_tokens"] = 60000
+p["train"]["kl"]["warmup_steps"] = 5000; p["train"]["precision"] = "fp32"; p["decode"]["beam_size"] = 5  # the reference schedule, not the CPU run's
 yaml.safe_dump(p, open("params.yaml", "w"), sort_keys=False)
 PY
 }

@@ -131,7 +131,9 @@ def test_dvc_repro_runs_data_stages_and_tracks_params(project):
 
 TINY_MODEL = {
     "model": {"embedding_dim": 16, "hidden_size": 16, "z_dim": 4, "dropout": 0.0},
-    "train": {"epochs": 2, "max_tokens": 600, "device": "cpu"},
+    # Pinned rather than inherited, so that the regression values do not move with params.yaml's scale.
+    "train": {"epochs": 2, "max_tokens": 600, "device": "cpu", "precision": "fp32", "learning_rate": 0.001,
+              "kl": {"schedule": "linear", "max_weight": 0.05, "warmup_steps": 5000, "cycle_steps": 10000, "ratio": 0.5}},
     "decode": {"max_sentences": 20, "beam_size": 2, "device": "cpu"},
     "evaluate": {"bootstrap_samples": 50},
     "diagnose": {"max_sentences": 20, "samples": 2, "sample_sentences": 5},

@@ -6,7 +6,7 @@ import torch
 
 from vae.batching import Pairs
 from vae.report import study_table
-from vae.study import gamma_rows, temperature_rows, uniform_entropy
+from vae.study import gamma_rows, kept_epoch, temperature_rows, uniform_entropy
 
 
 def run(name, attention="gumbel", gamma=0.05, tau0=1.0, tau_min=1.0, rate=0.0, diverged=None):
@@ -38,3 +38,10 @@ def test_uniform_entropy_weights_each_sentence_by_its_target_steps():
                   [torch.ones(1, dtype=torch.long), torch.ones(3, dtype=torch.long)])
     # 2 steps over 4 positions, 4 steps over 8 (each side + </s>)
     assert math.isclose(uniform_entropy(pairs), (2 * math.log(4) + 4 * math.log(8)) / 6)
+
+
+def test_the_kept_epoch_is_the_lowest_trained_objective_not_the_lowest_nll():
+    history = [{"epoch": 1, "dev_loss": 5.0, "dev_nll_per_token": 4.0},
+               {"epoch": 2, "dev_loss": 4.5, "dev_nll_per_token": 4.2},
+               {"epoch": 3, "dev_loss": 4.5, "dev_nll_per_token": 4.1}]
+    assert kept_epoch(history)["epoch"] == 2

@@ -48,6 +48,7 @@ def run_study(params: Params, name: str, data: Path, checkpoints: Path, referenc
         weights, _, mask = teacher_forced_attention(model, chunk, device)  # Gumbel: the categorical α itself
         entropies.append(attention_entropy(weights, mask))
     history = run.history
+    selected = kept_epoch(history)
     metrics = {**settings, "diverged_at_step": None,
                **corpus_scores(tokenizers.tgt.decode(hypotheses), references[: len(test)]),
                "test_sentences": len(test), "nll_per_token": measured["nll"],
@@ -56,9 +57,15 @@ def run_study(params: Params, name: str, data: Path, checkpoints: Path, referenc
                "uniform_attention_entropy": uniform_entropy(test),
                "loss_spikes": sum(row["loss_spikes"] for row in history),
                "grad_norm_max": max(row["grad_norm_max"] for row in history),
-               "dev_nll_per_token": min(row["dev_nll_per_token"] for row in history),
+               "best_epoch": selected["epoch"], "dev_nll_per_token": selected["dev_nll_per_token"],
                "mean_epoch_seconds": sum(row["epoch_seconds"] for row in history) / len(history)}
     return metrics, history
+
+
+def kept_epoch(history: list[dict]) -> dict:
+    """The epoch whose weights train() returned: the lowest dev_loss, the earliest on a tie
+    (train() replaces its best checkpoint only on a strict improvement)."""
+    return min(history, key=lambda row: row["dev_loss"])
 
 
 def uniform_entropy(pairs: Pairs) -> float:

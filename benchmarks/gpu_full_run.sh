@@ -15,7 +15,7 @@ print("python", platform.python_version(), "torch", torch.__version__, "cuda", t
       "gpu", torch.cuda.get_device_name() if torch.cuda.is_available() else None,
       "sentencepiece", sentencepiece.__version__, "sacrebleu", sacrebleu.__version__)
 PY
-set_epochs() { $PY - "$1" <<'PY'
+set_reference_params() { $PY - "$1" <<'PY'
 import sys, yaml
 p = yaml.safe_load(open("params.yaml")); p["train"]["epochs"] = int(sys.argv[1]); p["decode"]["max_tokens"] = 60000
 p["train"]["kl"]["warmup_steps"] = 5000; p["train"]["precision"] = "fp32"; p["decode"]["beam_size"] = 5  # the reference schedule, not the CPU run's
@@ -27,10 +27,10 @@ for stage in download prepare tokenize; do $PY -m stages.$stage 2>&1 | tee -a "$
 echo "data stages: $(( $(date +%s) - t0 ))s" | tee -a "$OUT/logs/times.txt"
 
 train_all() { for v in $VARIANTS; do $PY -m stages.train --variant $v >> "$OUT/logs/train_$v.log" 2>&1 & done; wait; }
-set_epochs 1; t1=$(date +%s); train_all; epoch1=$(( $(date +%s) - t1 ))
+set_reference_params 1; t1=$(date +%s); train_all; epoch1=$(( $(date +%s) - t1 ))
 epochs=$(( BUDGET / (epoch1 > 0 ? epoch1 : 1) )); epochs=$(( epochs < 1 ? 1 : (epochs > MAX_EPOCHS ? MAX_EPOCHS : epochs) ))
 echo "epoch 1 (5 variants at once): ${epoch1}s -> training to $epochs epochs" | tee -a "$OUT/logs/times.txt"
-set_epochs "$epochs"; t2=$(date +%s); train_all
+set_reference_params "$epochs"; t2=$(date +%s); train_all
 echo "train epochs 2-$epochs: $(( $(date +%s) - t2 ))s" | tee -a "$OUT/logs/times.txt"
 tar czf "$OUT/gpu_run.tgz" results "$OUT/logs"  # what is done so far, should the rest run out of time
 

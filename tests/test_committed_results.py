@@ -7,23 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from vae.experiments import flatten
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def lookup(params: dict, dotted: str):
-    value = params
-    for part in dotted.split("."):
-        value = value.get(part, "(missing)") if isinstance(value, dict) else "(missing)"
-    return value
-
-
-def leaves(value, prefix: str):
-    """(dotted key, value) of every setting under prefix."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from leaves(inner, f"{prefix}.{key}")
-    else:
-        yield prefix, value
 
 
 def locked_stages() -> dict:
@@ -31,11 +17,11 @@ def locked_stages() -> dict:
 
 
 def test_every_locked_stage_ran_with_the_committed_params():
-    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    stale = sorted({f"{key} was {value!r} for the committed results, params.yaml has {lookup(params, key)!r}"
+    params = flatten(yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8")))
+    stale = sorted({f"{key} was {value!r} for the committed results, params.yaml has {params.get(key, '(missing)')!r}"
                     for entry in locked_stages().values()
-                    for section, values in entry.get("params", {}).get("params.yaml", {}).items()
-                    for key, value in leaves(values, section) if lookup(params, key) != value})
+                    for key, value in flatten(entry.get("params", {}).get("params.yaml", {})).items()
+                    if params.get(key, "(missing)") != value})
     assert not stale, ("params.yaml changed since the committed run; re-run `dvc repro` and commit dvc.lock "
                        "with its results, or keep the old values:\n" + "\n".join(stale))
 

@@ -9,12 +9,12 @@ import statistics
 NOT_A_SETTING = {"train.seed", "train.processes", "train.device", "decode.device"}
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
+def flatten(tree: dict, prefix: str = "") -> dict:
     flat = {}
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, dict):
-            flat |= _flatten(value, dotted + ".")
+            flat |= flatten(value, dotted + ".")
         else:
             flat[dotted] = value
     return flat
@@ -28,7 +28,7 @@ def _runs(entries: list[dict], metrics_file: str) -> list[dict]:
             metrics = (data.get("metrics") or {}).get(metrics_file, {}).get("data")
             if row["rev"] == "workspace" or row.get("error") or not metrics:
                 continue  # the workspace repeats a commit or an applied experiment
-            params = _flatten((data.get("params") or {}).get("params.yaml", {}).get("data", {}))
+            params = flatten((data.get("params") or {}).get("params.yaml", {}).get("data", {}))
             out.append({"name": row.get("name") or row["rev"][:7], "rev": row["rev"], "params": params,
                         "bleu": {v: s["bleu"] for v, s in metrics.get("variants", {}).items()}})
     return out

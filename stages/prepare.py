@@ -4,16 +4,16 @@ from pathlib import Path
 
 from vae import cli
 from vae.data import SPLITS, prepare, read_aligned
-from vae.io import write_json, write_lines
+from vae.io import atomic_dir, write_json, write_lines
 
 
 def main(args, params):
     raw = Path(args.raw)
     result = prepare(read_aligned(raw / "src.txt", raw / "tgt.txt"), params.prepare)
-    out = Path(args.out)
-    for name in SPLITS:
-        write_lines(out / f"{name}.src", (s for s, _ in result.splits[name]))
-        write_lines(out / f"{name}.tgt", (t for _, t in result.splits[name]))
+    with atomic_dir(args.out) as out:  # all six files or none: never one split of this run beside another's
+        for name in SPLITS:
+            write_lines(out / f"{name}.src", (s for s, _ in result.splits[name]))
+            write_lines(out / f"{name}.tgt", (t for _, t in result.splits[name]))
     write_json(args.metrics, result.counts)
     cli.console.print("prepare: " + ", ".join(f"{k} {v}" for k, v in result.counts.items()))
 

@@ -12,7 +12,7 @@ from conftest import (BUNDLED, BUNDLED_EN, BUNDLED_FR, europarl_tgz, make_bundle
                       write_text_lines)
 from vae import UserError
 from vae.config import DownloadConfig
-from vae.corpus import europarl_pair, fetch, sha256_of
+from vae.corpus import download, europarl_pair, fetch, sha256_of
 
 ARCHIVE = "europarl-v7.fr-en.tgz"
 
@@ -224,3 +224,123 @@ def test_local_requires_existing_files(tmp_path, tiny_pairs):
     with pytest.raises(UserError, match=r"'download\.local_tgt': no such file"):
         fetch(DownloadConfig(source="local", local_src=str(src), local_tgt=str(tmp_path / "nope.en")),
               tmp_path / "raw", tmp_path / "cache")
+
+
+# --- wrong or damaged bodies are never cached, data/raw is replaced as a whole ------------
+
+HTML = b"<!DOCTYPE html>\n<html><head><title>Captive portal</title></head><body>Log in</body></html>\n"
+
+
+def snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def good_raw(tmp_path, tiny_pairs):
+    """A previous good data/raw, from the bundled source."""
+    out = tmp_path / "raw"
+    fetch(DownloadConfig(bundled_dir=str(make_bundled(tmp_path / "bundle", tiny_pairs))), out, tmp_path / "cache")
+    return out, snapshot(out)
+
+
+def assert_untouched(good_raw):
+    out, before = good_raw
+    assert snapshot(out) == before
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".raw")) == []  # no temp folders
+
+
+def test_html_instead_of_archive_is_not_cached(tmp_path, http_server, good_raw):
+    http_server.files["/fr-en.tgz"] = HTML
+    cache = tmp_path / "cache"
+    with pytest.raises(UserError) as info:
+        fetch(europarl_cfg(http_server.base), good_raw[0], cache)
+    message = str(info.value)
+    assert "received an HTML page" in message and f"{len(HTML)} bytes" in message and "<!DOCTYPE html>" in message
+    assert "download.source: bundled" in message and "download.source: local" in message
+    assert "\n" not in message
+    assert not cache.exists() or list(cache.iterdir()) == []  # neither the archive nor a .part
+    assert_untouched(good_raw)
+    # the next run downloads again (nothing wrong was cached) and succeeds once the server is right
+    http_server.files["/fr-en.tgz"] = europarl_tgz([("un", "one")])
+    fetch(europarl_cfg(http_server.base), good_raw[0], cache)
+    assert (good_raw[0] / "src.txt").read_text(encoding="utf-8") == "un\n"
+    assert len(http_server.requests) == 2
+
+
+def test_truncated_archive_is_not_cached(tmp_path, http_server, archive, good_raw):
+    http_server.files["/fr-en.tgz"] = archive[: len(archive) // 2]  # complete transfer of a cut file
+    cache = tmp_path / "cache"
+    with pytest.raises(UserError, match="gzip data that is truncated"):
+        fetch(europarl_cfg(http_server.base), good_raw[0], cache)
+    assert list(cache.iterdir()) == []
+    assert_untouched(good_raw)
+
+
+def test_archive_without_the_pair_is_not_cached(tmp_path, http_server, tiny_pairs, good_raw):
+    http_server.files["/fr-en.tgz"] = europarl_tgz(tiny_pairs, pair="de-en")
+    cache = tmp_path / "cache"
+    with pytest.raises(UserError) as info:
+        fetch(europarl_cfg(http_server.base), good_raw[0], cache)
+    assert "no member europarl-v7.fr-en.fr or europarl-v7.fr-en.en" in str(info.value)
+    assert "europarl-v7.de-en.fr" in str(info.value)  # says what it holds instead
+    assert list(cache.iterdir()) == []
+    assert_untouched(good_raw)
+
+
+def test_damaged_archive_already_in_the_cache_is_deleted(tmp_path, good_raw):
+    # an older version cached whatever came back; such a file must not fail every run after it
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ARCHIVE).write_bytes(HTML)
+    with pytest.raises(UserError) as info:
+        fetch(DownloadConfig(source="europarl", europarl_url="http://127.0.0.1:9/{pair}.tgz"), good_raw[0], cache)
+    assert f"cached archive {cache / ARCHIVE} is truncated or corrupt" in str(info.value)
+    assert "run the stage again" in str(info.value)
+    assert not (cache / ARCHIVE).exists()
+    assert_untouched(good_raw)
+
+
+def test_ctrl_c_while_checking_keeps_the_download_for_the_next_run(tmp_path, http_server, archive):
+    def interrupted(part):
+        raise KeyboardInterrupt
+
+    dest = tmp_path / "cache" / ARCHIVE
+    with pytest.raises(KeyboardInterrupt):
+        download(f"{http_server.base}/fr-en.tgz", dest, validate=interrupted)
+    assert not dest.exists()
+    assert (tmp_path / "cache" / (ARCHIVE + ".part")).read_bytes() == archive  # only a rejected body is deleted
+
+
+@pytest.mark.parametrize("template, problem", [
+    ("http://example.org/{pairr}.tgz", "unknown placeholder {pairr}"),
+    ("http://example.org/{}.tgz", "not a valid template"),
+    ("http://example.org/{pair.tgz", "not a valid template"),
+    ("example.org/{pair}.tgz", "is not a URL"),
+])
+def test_bad_url_template_is_a_clear_error(tmp_path, template, problem):
+    with pytest.raises(UserError) as info:
+        fetch(DownloadConfig(source="europarl", europarl_url=template), tmp_path / "raw", tmp_path / "cache")
+    assert problem in str(info.value) and "'download.europarl_url'" in str(info.value)
+    assert not (tmp_path / "raw").exists() and not (tmp_path / "cache").exists()
+
+
+def test_truncated_local_gzip_is_a_clear_error(tmp_path, tiny_pairs):
+    src = write_text_lines(tmp_path / "in" / "corpus.fr", [s for s, _ in tiny_pairs])
+    whole = write_text_lines(tmp_path / "in" / "corpus.en.gz", [t for _, t in tiny_pairs], gz=True).read_bytes()
+    tgt = tmp_path / "in" / "corpus.en.gz"
+    tgt.write_bytes(whole[: len(whole) - 12])  # the end of the deflate stream and the trailer are gone
+    with pytest.raises(UserError) as info:
+        fetch(DownloadConfig(source="local", local_src=str(src), local_tgt=str(tgt)), tmp_path / "raw", tmp_path / "c")
+    assert f"'download.local_tgt': {tgt} is truncated or corrupt" in str(info.value)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_failure_on_the_target_side_keeps_the_previous_raw_whole(tmp_path, tiny_pairs, good_raw):
+    # the source side reads fine and would be new; the target side is damaged: nothing may change
+    new = [(s + " encore", t + " again") for s, t in tiny_pairs]
+    src = write_text_lines(tmp_path / "in" / "new.fr", [s for s, _ in new])
+    tgt = tmp_path / "in" / "new.en.gz"
+    tgt.write_bytes(b"\x1f\x8b\x08\x00" + b"\x00" * 6 + b"not deflate at all")
+    with pytest.raises(UserError, match="truncated or corrupt"):
+        fetch(DownloadConfig(source="local", local_src=str(src), local_tgt=str(tgt)), good_raw[0], tmp_path / "c")
+    assert_untouched(good_raw)

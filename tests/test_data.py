@@ -11,7 +11,7 @@ import yaml
 from conftest import run_stage, synthetic_pairs, write_pair_files, write_text_lines
 from vae import UserError
 from vae.config import PrepareConfig
-from vae.data import SPLITS, normalise, prepare, read_aligned, read_lines
+from vae.data import CHARS_PER_WORD, SPLITS, normalise, prepare, read_aligned, read_lines
 
 
 def cfg(**overrides) -> PrepareConfig:
@@ -107,14 +107,32 @@ def test_per_filter_counts():
     pairs += [("", "the cat"), ("le chat", "   "), ("\u00a0", "x")]            # 3 empty on one side
     pairs += [(" ".join(["mot"] * 12), " ".join(["word"] * 12)),               # 2 longer than max_words
               ("court", " ".join(["word"] * 11))]
+    pairs += [("x" * 201, "one"), ("un", "http://" + "y" * 200)]                # 2 over 10 × 20 characters
     pairs += [("un", "one two three four five"), ("un deux trois", "one")]    # 2 ratio > 2.0
     pairs += [good[0], good[1], (good[2][0] + "  ", "\t" + good[2][1])]       # 3 duplicates (one after cleanup)
     result = prepare(pairs, cfg(max_words=10, max_length_ratio=2.0, train_size=20, dev_size=5, test_size=5))
     assert result.counts == {
-        "input": 40, "after_empty": 37, "after_length": 35, "after_ratio": 33, "after_dedup": 30,
-        "train": 20, "dev": 5, "test": 5,
+        "input": 42, "after_empty": 39, "after_length": 37, "after_chars": 35, "after_ratio": 33,
+        "after_dedup": 30, "train": 20, "dev": 5, "test": 5,
     }
+    assert list(result.counts) == ["input", "after_empty", "after_length", "after_chars", "after_ratio",
+                                   "after_dedup", "train", "dev", "test"]  # the filter order
     assert {len(v) for v in result.splits.values()} == {20, 5}
+
+
+def test_a_long_line_without_spaces_is_dropped_by_characters():
+    # one "word" of 5 MB passes the word filter; it must not reach the tokenizer and training
+    pairs = synthetic_pairs(10, seed=6) + [("a" * 5_000_000, "b")]
+    result = prepare(pairs, cfg(max_words=50, max_length_ratio=1e9, train_size=8, dev_size=1, test_size=1))
+    assert (result.counts["after_length"], result.counts["after_chars"]) == (11, 10)
+    assert all(len(s) < 1000 for name in SPLITS for s, _ in result.splits[name])
+
+
+def test_character_bound_follows_max_words_and_keeps_its_boundary():
+    limit = 4 * CHARS_PER_WORD
+    pairs = [("a" * limit, "b" * limit), ("a" * (limit + 1), "b")] + synthetic_pairs(4, seed=2, max_words=4)
+    result = prepare(pairs, cfg(max_words=4, max_length_ratio=1e9, train_size=3, dev_size=1, test_size=1))
+    assert result.counts["after_chars"] == 5  # exactly max_words × CHARS_PER_WORD characters is kept
 
 
 def test_ratio_boundary_is_kept():

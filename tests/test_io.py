@@ -1,11 +1,12 @@
 """Atomic outputs: nothing half-written, ordinary permissions, byte-identical re-runs."""
 
+import errno
 import os
 
 import pytest
 import torch
 
-from vae.io import atomic_path, save_torch
+from vae.io import atomic_dir, atomic_path, save_torch
 
 
 def test_save_torch_is_byte_identical_for_identical_data(tmp_path):
@@ -31,3 +32,65 @@ def test_atomic_path_output_has_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# --- atomic_dir ---------------------------------------------------------------------------
+
+
+def test_atomic_dir_replaces_the_folder_as_a_whole(tmp_path):
+    target = tmp_path / "raw"
+    target.mkdir()
+    (target / "src.txt").write_text("old src")
+    (target / "stale.txt").write_text("from an older run")
+    with atomic_dir(target) as tmp:
+        (tmp / "src.txt").write_text("new src")
+        (tmp / "tgt.txt").write_text("new tgt")
+    assert sorted(p.name for p in target.iterdir()) == ["src.txt", "tgt.txt"]
+    assert (target / "src.txt").read_text() == "new src"
+    assert [p.name for p in tmp_path.iterdir()] == ["raw"]  # no temporary or old folder left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_atomic_dir_keeps_the_previous_folder_when_the_writer_fails(tmp_path):
+    target = tmp_path / "raw"
+    target.mkdir()
+    (target / "src.txt").write_text("old src")
+    (target / "tgt.txt").write_text("old tgt")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "src.txt").write_text("new src")
+            raise RuntimeError("the target side failed")
+    assert (target / "src.txt").read_text() == "old src" and (target / "tgt.txt").read_text() == "old tgt"
+    assert [p.name for p in tmp_path.iterdir()] == ["raw"]
+
+
+def test_atomic_dir_creates_and_cleans_up_after_a_killed_run(tmp_path):
+    stale = tmp_path / ".raw.abc123_x.tmpdir"  # what a kill -9 inside the block leaves
+    stale.mkdir()
+    (stale / "src.txt").write_text("half")
+    other = tmp_path / ".raw.json.abc.tmpdir"  # another output's: not ours to delete
+    other.mkdir()
+    with atomic_dir(tmp_path / "raw") as tmp:
+        (tmp / "a").write_text("a")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".raw.json.abc.tmpdir", "raw"]
+
+
+@pytest.mark.parametrize("writer", [atomic_path, atomic_dir])
+def test_a_full_disk_is_reported_with_the_output_name(tmp_path, writer):
+    # f.write() on a full disk raises ENOSPC without a file name; the error must name the output.
+    target = tmp_path / "out"
+    with pytest.raises(OSError) as info:
+        with writer(target):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.filename == str(target)
+    assert not target.exists()
+
+
+def test_an_error_about_another_file_keeps_its_name(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        with atomic_path(tmp_path / "out"):
+            open(tmp_path / "missing-input")
+    assert info.value.filename == str(tmp_path / "missing-input")

@@ -1,8 +1,17 @@
-"""What every stage shares: argument defaults, params loading, and turning UserError into one line."""
+"""What every stage shares: argument defaults, params loading, and one error path for the user.
+
+Whatever stops a stage ends in one line on stderr and a non-zero exit, never a traceback:
+a UserError prints its message (exit 1); Ctrl-C prints "interrupted" (exit 130); an OSError
+(full disk, permission denied) names the file (exit 1); anything else is an internal error,
+printed as its type and message with a hint (exit 1). With VAE_TRACEBACK=1 in the environment
+every error is re-raised instead, so Python prints the full traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from typing import Callable
 
@@ -14,6 +23,15 @@ from vae.config import Params, load_params
 
 console = Console(stderr=True)
 
+TRACEBACK_VARIABLE = "VAE_TRACEBACK"
+_OS_ADVICE = {
+    errno.ENOSPC: "free some disk space and run again",
+    errno.EDQUOT: "free some space within your disk quota and run again",
+    errno.EACCES: "check the permissions of the file and of its folder",
+    errno.EPERM: "check the permissions of the file and of its folder",
+    errno.EROFS: "the file system is read-only; write the outputs elsewhere",
+}
+
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
@@ -21,11 +39,47 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def error(message: str, label: str = "error") -> None:
+    """`label: message` on stderr, never wrapped, with the message's brackets printed as they are."""
+    console.print(f"[bold red]{label}:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def os_error_message(err: OSError) -> str:
+    """'<file>: <reason> (<ERRNO>); <advice>' from an OSError such as a full disk or a denied permission."""
+    reason = err.strerror or str(err) or type(err).__name__
+    code = errno.errorcode.get(err.errno) if err.errno is not None else None
+    where = f"{err.filename}: " if err.filename is not None else ""
+    if err.filename2 is not None:
+        where = f"{err.filename} → {err.filename2}: "
+    advice = _OS_ADVICE.get(err.errno)
+    return f"{where}{reason}" + (f" ({code})" if code else "") + (f"; {advice}" if advice else "")
+
+
 def run(main: Callable[[argparse.Namespace, Params], None], p: argparse.ArgumentParser, argv=None) -> None:
-    """Parse arguments, load params, run `main`; a UserError exits 1 with its message, no traceback."""
+    """Parse arguments, load params, run `main`; every error becomes one line and an exit code."""
     args = p.parse_args(argv)
+    show_traceback = os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0")
     try:
         main(args, load_params(args.params))
+    except KeyboardInterrupt:
+        if show_traceback:
+            raise
+        console.print("interrupted", highlight=False)
+        sys.exit(130)
     except UserError as err:
-        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+        if show_traceback:
+            raise
+        error(str(err))
+        sys.exit(1)
+    except OSError as err:
+        if show_traceback:
+            raise
+        error(os_error_message(err))
+        sys.exit(1)
+    except Exception as err:
+        if show_traceback:
+            raise
+        message = " ".join(str(err).split())  # one line, whatever the exception's text
+        error(f"{type(err).__name__}: {message} (set {TRACEBACK_VARIABLE}=1 to see the traceback)",
+              label="internal error")
         sys.exit(1)

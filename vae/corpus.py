@@ -1,28 +1,37 @@
 """Sources of a parallel corpus: the bundled EuroParl sample, the official archive, local files.
 
 Every source ends the same way: two aligned UTF-8 text files (`src.txt`, `tgt.txt`) and a
-`manifest.json` recording where they came from and their sha256, written atomically.
+`manifest.json` recording where they came from and their sha256. The three are written into a
+temporary folder that replaces the output folder as a whole, so a failure (a corrupt file, a full
+disk) leaves the previous output exactly as it was. A downloaded archive is checked before it is
+cached: a wrong body (an HTML page, a truncated transfer) is deleted, never kept.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import shutil
 import socket
 import tarfile
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from vae import UserError
 from vae.config import DownloadConfig
-from vae.io import atomic_path, write_json
+from vae.io import atomic_dir, write_json
 
 CHUNK = 1 << 20
+# What reading a truncated or damaged .gz / .tgz raises (gzip.BadGzipFile is an OSError).
+CORRUPT = (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError)
+FALLBACK = ("set 'download.source: bundled' in params.yaml to use the EuroParl sample shipped in data/, or "
+            "'download.source: local' with 'download.local_src' / 'download.local_tgt' naming two aligned files")
 
 
 def sha256_of(path: Path) -> str:
@@ -40,6 +49,32 @@ def open_maybe_gzip(path: Path) -> IO[bytes]:
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
+class CheckedReader:
+    """A binary stream whose decompression errors become one UserError naming the file it reads."""
+
+    def __init__(self, open_stream: Callable[[], IO[bytes]], what: str, advice: str,
+                 on_error: Callable[[], None] | None = None):
+        self.what, self.advice, self.on_error = what, advice, on_error
+        self.stream = self._checked(open_stream)
+
+    def _checked(self, call):
+        try:
+            return call()
+        except CORRUPT as err:
+            if self.on_error is not None:
+                self.on_error()
+            raise UserError(f"{self.what} is truncated or corrupt ({err}); {self.advice}") from None
+
+    def read(self, size: int = -1) -> bytes:
+        return self._checked(lambda: self.stream.read(size))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stream.close()
+
+
 def fetch(cfg: DownloadConfig, out_dir: Path, cache_dir: Path) -> dict:
     """Materialise the configured source as out_dir/{src,tgt}.txt plus a manifest; return it."""
     if cfg.source == "bundled":
@@ -49,10 +84,11 @@ def fetch(cfg: DownloadConfig, out_dir: Path, cache_dir: Path) -> dict:
     else:
         src, tgt, manifest = _europarl(cfg, cache_dir)
     manifest |= {"source": cfg.source, "src_lang": cfg.src_lang, "tgt_lang": cfg.tgt_lang}
-    for side, opener in (("src", src), ("tgt", tgt)):
-        with atomic_path(out_dir / f"{side}.txt") as tmp, opener() as fin, open(tmp, "wb") as fout:
-            shutil.copyfileobj(fin, fout, CHUNK)
-    write_json(out_dir / "manifest.json", manifest)
+    with atomic_dir(out_dir) as tmp:  # both sides and the manifest, or nothing new at all
+        for side, opener in (("src", src), ("tgt", tgt)):
+            with opener() as fin, open(tmp / f"{side}.txt", "wb") as fout:
+                shutil.copyfileobj(fin, fout, CHUNK)
+        write_json(tmp / "manifest.json", manifest)
     return manifest
 
 
@@ -78,7 +114,12 @@ def _bundled(cfg: DownloadConfig):
             )
         files[lang] = path
     manifest = {"files": {str(p): sums[p.name] for p in files.values()}}
-    return (lambda: open_maybe_gzip(files[cfg.src_lang])), (lambda: open_maybe_gzip(files[cfg.tgt_lang])), manifest
+
+    def opener(path: Path):
+        return lambda: CheckedReader(lambda: open_maybe_gzip(path), f"bundled corpus: {path}",
+                                     "restore it with 'git checkout -- data/'")
+
+    return opener(files[cfg.src_lang]), opener(files[cfg.tgt_lang]), manifest
 
 
 def _local(cfg: DownloadConfig):
@@ -92,7 +133,12 @@ def _local(cfg: DownloadConfig):
             raise UserError(f"'download.{key}': no such file: {value}")
         paths.append(Path(value))
     manifest = {"files": {str(p): sha256_of(p) for p in paths}}
-    return (lambda: open_maybe_gzip(paths[0])), (lambda: open_maybe_gzip(paths[1])), manifest
+
+    def opener(key: str, path: Path):
+        return lambda: CheckedReader(lambda: open_maybe_gzip(path), f"'download.{key}': {path}",
+                                     "replace it with a complete copy (or a plain text file)")
+
+    return opener("local_src", paths[0]), opener("local_tgt", paths[1]), manifest
 
 
 def europarl_pair(src_lang: str, tgt_lang: str) -> str:
@@ -107,13 +153,76 @@ def europarl_pair(src_lang: str, tgt_lang: str) -> str:
     return f"{other}-en"
 
 
+def europarl_url(template: str, pair: str) -> str:
+    """`download.europarl_url` with its one placeholder, {pair}, filled in."""
+    try:
+        url = template.format(pair=pair)
+    except KeyError as err:
+        problem = f"unknown placeholder {{{err.args[0]}}}"
+    except (IndexError, ValueError, AttributeError) as err:
+        problem = f"not a valid template ({err})"
+    else:
+        if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", url):
+            raise UserError(f"'download.europarl_url': {url!r} is not a URL (it needs a scheme such as https://)")
+        return url
+    raise UserError(
+        f"'download.europarl_url' {template!r}: {problem}; the only placeholder is {{pair}} (e.g. "
+        "https://www.statmt.org/europarl/v7/{pair}.tgz); write {{ and }} for literal braces"
+    )
+
+
+def member_names(pair: str, *langs: str) -> list[str]:
+    return [f"europarl-v7.{pair}.{lang}" for lang in langs]
+
+
+def check_archive(path: Path, url: str, members: list[str]) -> None:
+    """Raise UserError unless `path` is a complete gzipped tar holding every name in `members`.
+
+    One pass to the end of the gzip stream, so a truncated or damaged archive is caught by its
+    CRC and length, not only by its tar headers.
+    """
+    try:
+        with gzip.open(path, "rb") as gz:
+            with tarfile.open(fileobj=gz, mode="r|") as tar:
+                names = [m.name for m in tar]
+            while gz.read(CHUNK):
+                pass
+    except CORRUPT:
+        raise UserError(f"europarl: {url} did not return the expected .tgz archive: received {describe(path)}. "
+                        f"Nothing was cached. Check 'download.europarl_url', or {FALLBACK}.") from None
+    missing = [m for m in members if not any(n.endswith(m) for n in names)]
+    if missing:
+        listed = ", ".join(names[:5]) + (", …" if len(names) > 5 else "") if names else "nothing"
+        raise UserError(f"europarl: the archive from {url} has no member {' or '.join(missing)} (it holds {listed}). "
+                        f"Nothing was cached. Check 'download.europarl_url', or {FALLBACK}.")
+
+
+def describe(path: Path) -> str:
+    """What a file that should have been a .tgz looks like, in a few words: kind, size, first bytes."""
+    size = path.stat().st_size
+    if size == 0:
+        return "an empty body"
+    with open(path, "rb") as f:
+        head = f.read(512)
+    text = head.lower().lstrip()
+    if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text:
+        kind = "an HTML page"
+    elif head[:2] == b"\x1f\x8b":
+        kind = "gzip data that is truncated, damaged or not a tar archive"
+    else:
+        kind = "data that is not gzip-compressed"
+    start = " ".join(head[:60].decode("utf-8", "replace").split())
+    return f"{kind} ({size:,} bytes, starting {start!r})"
+
+
 def _europarl(cfg: DownloadConfig, cache_dir: Path):
-    """The official archive: streamed to cache_dir, verified, then its two members read."""
+    """The official archive: streamed to cache_dir, checked, then its two members read."""
     pair = europarl_pair(cfg.src_lang, cfg.tgt_lang)
-    url = cfg.europarl_url.format(pair=pair)
+    url = europarl_url(cfg.europarl_url, pair)
     archive = cache_dir / f"europarl-v7.{pair}.tgz"
+    members = member_names(pair, cfg.src_lang, cfg.tgt_lang)
     if not archive.is_file():
-        download(url, archive)
+        download(url, archive, validate=lambda part: check_archive(part, url, members))
     digest = sha256_of(archive)
     if cfg.europarl_sha256 and digest != cfg.europarl_sha256:
         archive.unlink()
@@ -122,25 +231,44 @@ def _europarl(cfg: DownloadConfig, cache_dir: Path):
             "The damaged archive was deleted; run the stage again to fetch it anew."
         )
 
-    def member(lang: str):
-        def opener():
+    def member(name: str):
+        def open_member():
             tar = tarfile.open(archive, "r:gz")
-            name = next((m for m in tar.getnames() if m.endswith(f"europarl-v7.{pair}.{lang}")), None)
-            if name is None:
-                raise UserError(f"europarl: {archive} has no member europarl-v7.{pair}.{lang}")
-            return tar.extractfile(name)
+            found = next((m for m in tar.getnames() if m.endswith(name)), None)
+            if found is None:
+                tar.close()
+                raise UserError(f"europarl: {archive} has no member {name}")
+            return _TarMember(tar, tar.extractfile(found))
 
-        return opener
+        # An archive cached by an older version may never have been checked: delete it if damaged.
+        return lambda: CheckedReader(open_member, f"europarl: the cached archive {archive}",
+                                     "it was deleted; run the stage again to download it anew",
+                                     on_error=lambda: archive.unlink(missing_ok=True))
 
     manifest = {"url": url, "files": {str(archive): digest}}
-    return member(cfg.src_lang), member(cfg.tgt_lang), manifest
+    return member(members[0]), member(members[1]), manifest
 
 
-def download(url: str, dest: Path, timeout: float = 30.0) -> None:
+class _TarMember:
+    """One member of an open tar archive, read as a stream; closing it closes the archive too."""
+
+    def __init__(self, tar: tarfile.TarFile, stream: IO[bytes]):
+        self.tar, self.stream = tar, stream
+
+    def read(self, size: int = -1) -> bytes:
+        return self.stream.read(size)
+
+    def close(self) -> None:
+        self.stream.close()
+        self.tar.close()
+
+
+def download(url: str, dest: Path, timeout: float = 30.0,
+             validate: Callable[[Path], None] | None = None) -> None:
     """Stream `url` to `dest` with a progress bar; resume a `.part` left by an interrupted run.
 
-    The final name appears only once the transfer is complete, so an interrupted download
-    never looks finished.
+    The final name appears only once the transfer is complete and `validate(part)` accepted it,
+    so an interrupted or wrong download never looks finished; a rejected one is deleted.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -150,18 +278,17 @@ def download(url: str, dest: Path, timeout: float = 30.0) -> None:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as err:
         if err.code == 416 and have:  # the .part already holds the whole file
-            part.rename(dest)
+            _accept(part, dest, validate)
             return
-        raise UserError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
+        raise UserError(f"download of {url} failed: HTTP {err.code} {err.reason}. "
+                        f"Check 'download.europarl_url', or {FALLBACK}.") from None
+    except ValueError as err:  # urllib's "unknown url type" and the like
+        raise UserError(f"cannot download {url}: {err}; check 'download.europarl_url'") from None
     except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as err:
         reason = getattr(err, "reason", err)
-        raise UserError(
-            f"could not reach {url} ({reason}). This machine seems to be offline or the server is down. "
-            "The pipeline does not need the network: set 'download.source: bundled' in params.yaml to use the "
-            "EuroParl sample shipped in data/, or download the archive elsewhere and point "
-            "'download.source: local' with 'download.local_src' / 'download.local_tgt' at the two extracted "
-            "files. Then run 'dvc repro' again."
-        ) from None
+        raise UserError(f"could not reach {url} ({reason}). This machine seems to be offline or the server is "
+                        f"down. The pipeline does not need the network: {FALLBACK} (e.g. the two files extracted "
+                        "from an archive downloaded elsewhere). Then run 'dvc repro' again.") from None
     with response:
         if have and response.status != 206:  # server ignored Range: start over
             have = 0
@@ -179,4 +306,15 @@ def download(url: str, dest: Path, timeout: float = 30.0) -> None:
                 raise UserError(f"download of {url} broke off ({err}); run again to resume") from None
     if total is not None and part.stat().st_size != total:
         raise UserError(f"download of {url} ended early ({part.stat().st_size} of {total} bytes); run again to resume")
+    _accept(part, dest, validate)
+
+
+def _accept(part: Path, dest: Path, validate: Callable[[Path], None] | None) -> None:
+    """Give the finished `.part` its final name if `validate` accepts it; otherwise delete it."""
+    if validate is not None:
+        try:
+            validate(part)
+        except UserError:  # rejected; a Ctrl-C while checking keeps the .part for the next run
+            part.unlink(missing_ok=True)
+            raise
     part.rename(dest)

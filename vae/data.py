@@ -1,7 +1,7 @@
 """Reading, cleaning and splitting an aligned corpus (the `prepare` stage).
 
 Filters run in a fixed order and each one's survivors are counted, so the metrics show
-exactly where pairs were lost: empty → length → ratio → duplicates.
+exactly where pairs were lost: empty → length (words) → length (characters) → ratio → duplicates.
 """
 
 from __future__ import annotations
@@ -17,6 +17,13 @@ from vae.config import PrepareConfig
 
 _SPACE = re.compile(r"\s+")
 SPLITS = ("train", "dev", "test")
+# The character bound of a side is max_words × CHARS_PER_WORD. Counting whitespace words alone lets
+# a line without spaces (a 5 MB table dump, a run-on URL) through as "one word", and training then
+# meets a sentence of millions of subwords. A subword covers about a character or more, so this
+# bound also caps a kept line's subwords (roughly 1,000 at max_words 50). EuroParl words average
+# about 6 characters with their space (the bundled sample's longest line is 260 characters), so 20
+# per word drops no real sentence that max_words keeps. Derived from max_words, not a setting.
+CHARS_PER_WORD = 20
 
 
 def read_lines(path: Path) -> list[str]:
@@ -66,6 +73,10 @@ def prepare(pairs: list[tuple[str, str]], cfg: PrepareConfig) -> Prepared:
     keep = [ls <= cfg.max_words and lt <= cfg.max_words for ls, lt in lengths]
     pairs, lengths = [p for p, k in zip(pairs, keep) if k], [n for n, k in zip(lengths, keep) if k]
     counts["after_length"] = len(pairs)
+    max_chars = cfg.max_words * CHARS_PER_WORD
+    keep = [len(s) <= max_chars and len(t) <= max_chars for s, t in pairs]
+    pairs, lengths = [p for p, k in zip(pairs, keep) if k], [n for n, k in zip(lengths, keep) if k]
+    counts["after_chars"] = len(pairs)
     pairs = [p for p, (ls, lt) in zip(pairs, lengths) if max(ls, lt) <= cfg.max_length_ratio * min(ls, lt)]
     counts["after_ratio"] = len(pairs)
     if cfg.deduplicate:

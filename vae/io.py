@@ -1,17 +1,40 @@
-"""Atomic file output: a reader (or a killed run) never sees a half-written file."""
+"""Atomic file output: a reader (or a killed run) never sees a half-written file or folder."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
-import torch
+# A failed write (full disk, quota, read-only file system) raises OSError without a file name;
+# an atomic writer knows which output it was writing, and says so.
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+@contextlib.contextmanager
+def _naming(path: Path, tmp: Path) -> Iterator[None]:
+    """Re-raise a write error about the temporary `tmp` (or about no file) as one about `path`."""
+    try:
+        yield
+    except OSError as err:
+        unnamed = err.filename is None and err.errno in _WRITE_ERRORS
+        if unnamed or (err.filename is not None and str(err.filename).startswith(str(tmp))):
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
 
 
 @contextlib.contextmanager
@@ -22,14 +45,50 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
     try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make outputs private
-        os.replace(tmp, path)
+        with _naming(path, tmp):
+            yield tmp
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make outputs private
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; it replaces `path` as a whole only if the block succeeds.
+
+    On any failure the previous `path` is left exactly as it was, so a stage's outputs are never a mix
+    of two runs. The swap is two renames (old aside, new in): a kill between them leaves no `path` but
+    the previous one beside it as `.<name>.*.olddir`, never half of each.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmpdir"):  # left by a killed run
+        if re.fullmatch(rf"\.{re.escape(path.name)}\.[a-z0-9_]+\.tmpdir", stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmpdir"))
+    try:
+        with _naming(path, tmp):
+            yield tmp
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would make outputs private
+        if not (path.exists() or path.is_symlink()):
+            os.rename(tmp, path)
+            return
+        old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".olddir"))
+        old.rmdir()
+        os.rename(path, old)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            os.rename(old, path)
+            raise
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing left once renamed into place
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -58,6 +117,8 @@ def write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
 
 
 def save_torch(path: str | os.PathLike, obj) -> None:
+    import torch  # here, not at the top: the data stages write no tensors and start 2 s faster without it
+
     # Through a file object, not the temporary path: torch.save names the archive's inner folder
     # after the file it writes to, and a random temporary name would make identical data differ.
     with atomic_path(path) as tmp, open(tmp, "wb") as f:

@@ -38,7 +38,7 @@ def decode_phase(model_path: str, sentences: int, beam: int, batched: bool, devi
     from vae.batching import Pairs
     from vae.config import load_params
     from vae.search import SearchSettings, translate_ids
-    from vae.train import load_model, resolve_device
+    from vae.checkpoint import load_model, resolve_device
 
     params = load_params(params_file)
     device = resolve_device(device_name)
@@ -63,9 +63,9 @@ def train_phase(precision: str, device_name: str, params_file: str, steps: int =
     from vae.batching import Pairs, iterate
     from vae.config import load_params
     from vae.model import build_model
-    from vae.objective import objective
+    from vae.objective import Prices, objective
     from vae.tokenizer import Tokenizers
-    from vae.train import resolve_device
+    from vae.checkpoint import resolve_device
 
     params = load_params(params_file)
     device = resolve_device(device_name)
@@ -82,7 +82,7 @@ def train_phase(precision: str, device_name: str, params_file: str, steps: int =
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             terms = model(batch.to(device), sample=True)
         optimiser.zero_grad()
-        objective(terms, 0.05, 0.05).loss.backward()
+        objective(terms, Prices(0.05, 0.05, "sentence")).loss.backward()
         optimiser.step()
     return {"peak_mb": _peak_mb(device), "baseline_mb": before}
 

@@ -23,7 +23,7 @@ from torch import nn
 from vae.batching import Pairs, iterate
 from vae.config import VariantConfig, load_params
 from vae.model import build_model
-from vae.objective import objective
+from vae.objective import Prices, objective
 from vae.tokenizer import PAD
 
 
@@ -133,7 +133,7 @@ def main() -> None:
         def step(batch):
             with autocast:
                 terms = model(batch, sample=True)
-            result = objective(terms, 0.05, variant.gamma_a)
+            result = objective(terms, Prices(0.05, variant.gamma_a, "sentence"))
             opt.zero_grad()
             result.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), params.train.clip_norm)

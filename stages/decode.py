@@ -8,7 +8,7 @@ from vae.batching import Pairs
 from vae.io import write_json, write_lines
 from vae.search import SearchSettings, translate_ids
 from vae.tokenizer import Tokenizers
-from vae.train import load_model, resolve_device
+from vae.checkpoint import load_model, resolve_device
 
 
 def main(args, params):

@@ -9,7 +9,7 @@ from vae.data import read_lines
 from vae.diagnostics import latent_evidence
 from vae.io import write_json
 from vae.tokenizer import Tokenizers
-from vae.train import load_model, resolve_device
+from vae.checkpoint import load_model, resolve_device
 
 
 def main(args, params):

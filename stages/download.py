@@ -2,12 +2,22 @@
 
 from pathlib import Path
 
+from rich.markup import escape
+
 from vae import cli
 from vae.corpus import fetch
 
 
 def main(args, params):
-    manifest = fetch(params.download, Path(args.out), Path(args.cache))
+    cfg = params.download
+    if cfg.source == "local":
+        tracked = Path("data/local").resolve()
+        for key in ("local_src", "local_tgt"):
+            value = getattr(cfg, key)
+            if value and Path(value).is_file() and tracked not in Path(value).resolve().parents:
+                cli.console.print(f"[yellow]warning:[/] download.{key} {escape(value)} is outside data/local/, so DVC will not "
+                                  "notice when it changes; move it there to keep results in step with it")
+    manifest = fetch(cfg, Path(args.out), Path(args.cache))
     cli.console.print(f"download: {manifest['source']} corpus ready in {args.out}")
 
 

@@ -13,7 +13,7 @@ from vae.io import write_text
 from vae.report import traversal_table
 from vae.search import SearchSettings
 from vae.tokenizer import Tokenizers
-from vae.train import load_model, resolve_device
+from vae.checkpoint import load_model, resolve_device
 
 
 def main(args, params):
@@ -28,7 +28,7 @@ def main(args, params):
     shown = test.head(3)  # the maps show the first sentences of the batch the statistics use
     maps, entropies = {}, {}
     for name, model in models.items():
-        if model.decoder.attention is None:
+        if not model.decoder.attention.attends:
             continue
         weights, logvar, mask = teacher_forced_attention(model, test.head(max(cfg.sample_sentences, 3)), device)
         maps[name] = weights[: len(shown)]

@@ -12,8 +12,7 @@ from pathlib import Path
 from vae import UserError, cli, distributed
 from vae.batching import Pairs
 from vae.io import atomic_path, write_csv, write_json
-from vae.tokenizer import Tokenizers
-from vae.train import Setup, resolve_device, train
+from vae.train import resolve_device, setup_for, train
 
 
 def main(args, params):
@@ -25,12 +24,10 @@ def main(args, params):
     data = Path(args.data)
     train_pairs = Pairs.load(data / "encoded" / "train.pt", cfg.max_pairs)
     dev_pairs = Pairs.load(data / "encoded" / "dev.pt")
-    tokenizers = Tokenizers.load(data / "tokenizer")
-    setup = Setup(params.model, params.variants[args.variant], cfg, tokenizers.src.get_piece_size(),
-                  tokenizers.tgt.get_piece_size(), len(train_pairs))
+    setup = setup_for(params.model, params.variants[args.variant], cfg, data, train_pairs)
     start = time.perf_counter()
     checkpoints = Path(args.checkpoints) / args.variant
-    _, run = train(setup, train_pairs, dev_pairs, checkpoints)
+    _, run = train(setup, train_pairs, dev_pairs, checkpoints, label=args.variant)
     if not distributed.is_main_process():
         return
     with atomic_path(Path(args.models) / f"{args.variant}.pt") as tmp:
@@ -38,7 +35,9 @@ def main(args, params):
 
     best = min(run.history, key=lambda row: row["dev_loss"])
     metrics = {"best_epoch": best["epoch"], **{k: v for k, v in best.items() if k.startswith("dev_")},
-               "epochs": run.epoch, "train_pairs": len(train_pairs), "train_target_tokens": train_pairs.target_tokens(),
+               "epochs": run.history[-1]["epoch"], "steps": run.step,
+               "train_minutes": run.train_seconds / 60, "max_minutes": cfg.max_minutes,
+               "train_pairs": len(train_pairs), "train_target_tokens": train_pairs.target_tokens(),
                "device": str(resolve_device(cfg.device)), "precision": cfg.precision,
                "processes": distributed.world_size(),
                "mean_epoch_seconds": sum(r["epoch_seconds"] for r in run.history) / len(run.history),

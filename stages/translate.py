@@ -10,19 +10,41 @@ than --max-subwords are cut, with a warning on stderr.
 import sys
 from pathlib import Path
 
-from vae import cli
+from vae import UserError, cli
 from vae.data import normalise
 from vae.search import SearchSettings, translate_ids
 from vae.tokenizer import Tokenizers
-from vae.train import load_model, resolve_device
+from vae.checkpoint import load_model, resolve_device
+
+
+def read_stdin() -> list[str]:
+    """Lines of standard input, which must be UTF-8; a bad byte is reported with its line number."""
+    lines = []
+    for number, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise UserError(f"stdin, line {number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+    return lines
 
 
 def main(args, params):
+    if args.variant not in params.variants:
+        raise UserError(f"no variant '{args.variant}' in {args.params}; known: {', '.join(params.variants)}")
+    if args.samples < 0:
+        raise UserError(f"--samples must be 0 (the search of decode.*) or a positive number of draws, got {args.samples}")
+    if args.max_subwords < 1:
+        raise UserError(f"--max-subwords must be at least 1, got {args.max_subwords}")
     cfg = params.decode
     device = resolve_device(cfg.device)
     model, _ = load_model(Path(args.models) / f"{args.variant}.pt", device)
     tokenizers = Tokenizers.load(Path(args.data) / "tokenizer")
-    lines = [normalise(line, params.prepare.unicode_form) for line in sys.stdin]
+    vocab = (tokenizers.src.get_piece_size(), tokenizers.tgt.get_piece_size())
+    if vocab != (model.encoder.embed.num_embeddings, model.decoder.out.out_features):
+        raise UserError(f"the tokenizers in {args.data}/tokenizer have vocabularies {vocab}, the model "
+                        f"{args.variant} was trained with ({model.encoder.embed.num_embeddings}, "
+                        f"{model.decoder.out.out_features}); re-run `dvc repro` so that both come from one run")
+    lines = [normalise(line, params.prepare.unicode_form) for line in read_stdin()]
     sources = tokenizers.src.encode(lines)
     for number, ids in enumerate(sources, start=1):
         if not lines[number - 1]:

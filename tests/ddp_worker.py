@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ddp_setup import VARIANTS, batch_of, gradient_setup, train_data, train_setup  # noqa: E402
 from vae import distributed  # noqa: E402
-from vae.objective import objective  # noqa: E402
+from vae.objective import Prices, objective  # noqa: E402
 from vae.train import train  # noqa: E402
 
 
@@ -28,7 +28,7 @@ def gradients(out: Path) -> None:
         model, indices = gradient_setup(name)
         trainer = distributed.wrap(model, ranks, device)
         terms = trainer(batch_of(distributed.shard(indices, ranks)), sample=False)
-        objective(terms, 0.7, 0.3, sentences=len(indices) / ranks.world).loss.backward()
+        objective(terms, Prices(0.7, 0.3, "sentence"), sentences=len(indices) / ranks.world).loss.backward()
         grads[name] = {k: p.grad.clone() for k, p in model.named_parameters()}
     if ranks.is_main:
         torch.save(grads, out / "gradients.pt")

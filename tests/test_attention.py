@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from vae.model.attention import (
     DeterministicAttention,
     GaussianAttention,
     GumbelAttention,
+    NoAttention,
     build_attention,
     categorical_kl_uniform,
     gumbel_softmax,
@@ -205,10 +208,10 @@ def test_gaussian_attention_mean_and_kl():
 
 @pytest.mark.parametrize("hard", [False, True])
 def test_gumbel_attention_gradients_reach_scores(hard):
-    module = GumbelAttention(QUERY, MEMORY, hard=hard)
+    module = GumbelAttention(QUERY, MEMORY, hard=hard, tau0=0.5, tau_min=0.5)
     queries, memory, mask = inputs()
     torch.manual_seed(0)
-    out = module(queries, memory, mask, sample=True, temperature=0.5)
+    out = module(queries, memory, mask, sample=True)
     out.context.pow(2).sum().backward()
     assert module.project.weight.grad.abs().sum() > 0
     torch.testing.assert_close(out.context, torch.bmm(out.weights, memory))
@@ -231,7 +234,7 @@ def test_padding_gets_exactly_zero_weight(name, sample):
     module = modules()[name]
     queries, memory, mask = inputs(seed=3)
     torch.manual_seed(1)
-    out = module(queries, memory, mask, sample=sample, temperature=0.3)
+    out = module(queries, memory, mask, sample=sample)
     padded = ~mask[:, None, :].expand_as(out.weights)
     assert padded.any()
     assert torch.equal(out.weights[padded], torch.zeros(int(padded.sum())))
@@ -249,15 +252,64 @@ def test_deterministic_attention_has_no_kl():
 
 
 def test_build_attention_kinds():
-    variant = VariantConfig(gumbel_hard=True, gaussian_prior="encoder_mean")
-    assert build_attention("none", QUERY, MEMORY, variant) is None
-    assert type(build_attention("deterministic", QUERY, MEMORY, variant)) is DeterministicAttention
-    gaussian = build_attention("gaussian", QUERY, MEMORY, variant)
-    assert isinstance(gaussian, GaussianAttention) and gaussian.prior == "encoder_mean"
-    gumbel = build_attention("gumbel", QUERY, MEMORY, variant)
-    assert isinstance(gumbel, GumbelAttention) and gumbel.hard
+    variant = VariantConfig(gumbel_hard=True, gaussian_prior="encoder_mean", gumbel_tau0=0.7, gumbel_tau_min=0.7)
+
+    def build(kind):
+        return build_attention(QUERY, MEMORY, dataclasses.replace(variant, attention=kind))
+
+    none = build("none")
+    assert isinstance(none, NoAttention) and none.context_size == 0 and not none.latent
+    deterministic = build("deterministic")
+    assert type(deterministic) is DeterministicAttention and not deterministic.latent
+    gaussian = build("gaussian")
+    assert isinstance(gaussian, GaussianAttention) and gaussian.prior == "encoder_mean" and gaussian.latent
+    gumbel = build("gumbel")
+    assert isinstance(gumbel, GumbelAttention) and gumbel.hard and gumbel.latent
+    assert gumbel.schedule_values() == {"temperature": pytest.approx(0.7)}
     with pytest.raises(ValueError, match="unknown attention"):
-        build_attention("bogus", QUERY, MEMORY, variant)
+        build_attention(QUERY, MEMORY, SimpleNamespace(attention="bogus"))
+
+
+def test_no_attention_gives_an_empty_context_and_no_kl():
+    queries, memory, mask = inputs()
+    out = NoAttention()(queries, memory, mask, sample=True)
+    assert out.context.shape == (4, 5, 0) and torch.equal(out.kl, torch.zeros(4, 5)) and out.weights is None
+
+
+def test_gumbel_temperature_is_the_module_schedule_and_reaches_the_sampler():
+    module = GumbelAttention(QUERY, MEMORY, hard=False, tau0=2.0, tau_min=0.01, anneal_rate=0.01)
+    queries, memory, mask = inputs()
+    module.set_step(0)
+    assert float(module.temperature) == pytest.approx(2.0)
+    torch.manual_seed(0)
+    warm = module(queries, memory, mask, sample=True).weights
+    module.set_step(1000)  # 2·e^-10 < τ_min
+    assert float(module.temperature) == pytest.approx(0.01)
+    torch.manual_seed(0)
+    cold = module(queries, memory, mask, sample=True).weights
+    assert cold.max(-1).values.mean() > 0.95 > warm.max(-1).values.mean()  # τ, not 1, reached the sampler
+    # Saved with the weights: a reloaded model samples at the temperature it was trained at.
+    fresh = GumbelAttention(QUERY, MEMORY, hard=False, tau0=2.0, tau_min=0.01, anneal_rate=0.01)
+    fresh.load_state_dict(module.state_dict())
+    assert float(fresh.temperature) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "gaussian_encoder_mean", "gumbel"])
+def test_a_from_the_prior_is_the_prior_mean(name):
+    module = modules()[name]
+    queries, memory, mask = inputs()
+    posterior = module(queries, memory, mask, sample=False)
+    prior = module(queries, memory, mask, sample=True, a_source="prior")
+    torch.testing.assert_close(prior.kl, posterior.kl)  # the KL is still that of q
+    lengths = mask.sum(-1)
+    mean_state = torch.stack([memory[b, :n].mean(0) for b, n in enumerate(lengths.tolist())])[:, None, :]
+    if name == "gaussian":
+        assert torch.equal(prior.context, torch.zeros_like(prior.context))
+    elif name == "gaussian_encoder_mean":
+        torch.testing.assert_close(prior.context, mean_state.expand_as(prior.context))
+    else:  # uniform weights over the real positions: the context is h̄ too
+        torch.testing.assert_close(prior.weights, (mask[:, None, :] / lengths[:, None, None]).expand_as(prior.weights))
+        torch.testing.assert_close(prior.context, mean_state.expand_as(prior.context))
 
 
 def test_gaussian_init_logvar_sets_the_starting_noise_level():

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ddp_setup import VARIANTS, batch_of, gradient_setup, train_data, train_setup
-from vae.objective import objective
+from vae.objective import Prices, objective
 from vae.train import train
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
@@ -32,7 +32,7 @@ def test_averaged_gradients_equal_one_process_on_the_whole_batch(tmp_path):
     averaged = torch.load(tmp_path / "gradients.pt", weights_only=True)
     for name in VARIANTS:
         model, indices = gradient_setup(name)
-        objective(model(batch_of(indices), sample=False), 0.7, 0.3).loss.backward()
+        objective(model(batch_of(indices), sample=False), Prices(0.7, 0.3, "sentence")).loss.backward()
         for key, p in model.named_parameters():
             torch.testing.assert_close(averaged[name][key], p.grad, rtol=1e-4, atol=1e-6, msg=f"{name}: {key}")
 

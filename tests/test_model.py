@@ -3,6 +3,7 @@ variant of the repository's params.yaml can fit a small set of pairs."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -15,12 +16,12 @@ from vae.batching import collate
 from vae.config import ModelConfig, VariantConfig, parse
 from vae.model import Batch, build_model
 from vae.model.encoder import Encoder, reverse_within_length
-from vae.objective import objective
+from vae.objective import Prices, objective
 from vae.tokenizer import PAD
 
 VOCAB = 30
 TINY = ModelConfig(embedding_dim=16, hidden_size=16, z_dim=8, dropout=0.1)
-VARIANT_NAMES = ["plain", "none", "deterministic", "gaussian", "gumbel"]
+VARIANT_NAMES = ["encdec", "plain", "none", "deterministic", "gaussian", "gumbel"]
 
 
 def repo_variants() -> dict[str, VariantConfig]:
@@ -204,7 +205,7 @@ def test_gradients_reach_every_parameter():
         model = tiny_model(VARIANTS[name]).train()
         batch = collate(*random_pairs(4, seed=7))
         torch.manual_seed(0)
-        objective(model(batch, sample=True), 1.0, 1.0).loss.backward()
+        objective(model(batch, sample=True), Prices(1.0, 1.0, "sentence")).loss.backward()
         for pname, p in model.named_parameters():
             assert p.grad is not None and torch.isfinite(p.grad).all(), f"{name}: {pname}"
             if not pname.endswith("embed.weight"):
@@ -229,7 +230,7 @@ def fit(variant: VariantConfig, src, tgt) -> tuple[float, float]:
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
     for _ in range(OVERFIT_STEPS):
-        result = objective(model(batch, sample=True), 0.1, 0.1 * variant.gamma_a)
+        result = objective(model(batch, sample=True), Prices(0.1, 0.1 * variant.gamma_a, "sentence"))
         optimiser.zero_grad()
         result.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -252,3 +253,42 @@ def test_overfit_bound_is_out_of_reach_without_the_source():
     src, tgt = random_pairs(32, seed=0)
     train_rec, eval_rec = fit(VARIANTS["plain"], [torch.tensor([5, 6, 7])] * len(src), tgt)
     assert train_rec > 2 * OVERFIT_BOUND and eval_rec > 2 * OVERFIT_BOUND
+
+
+# --- training levers: label smoothing, tied output layer, initialisation -----------------------------
+
+
+def test_label_smoothing_prices_rec_against_the_smoothed_target():
+    model = tiny_model(VARIANTS["deterministic"]).eval()
+    batch = collate(*random_pairs(5, seed=4))
+    with torch.no_grad():
+        plain = model(batch, sample=False)
+        smoothed = model(batch, sample=False, label_smoothing=0.1)
+        memory, hidden, _ = model.encode(batch.src, batch.src_lengths, sample=False)
+        logits, _, _ = model.decoder(batch.tgt_in, hidden, memory, sample=False)
+    log_probs = F.log_softmax(logits.float(), -1)
+    target = F.one_hot(batch.tgt_out, VOCAB).float() * 0.9 + 0.1 / VOCAB
+    by_hand = (-(target * log_probs).sum(-1) * batch.tgt_mask).sum(1)
+    torch.testing.assert_close(smoothed.rec, by_hand, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(smoothed.rec, plain.rec)
+
+
+def test_tied_output_layer_is_the_target_embedding():
+    model = tiny_model(VARIANTS["gumbel"], model=dataclasses.replace(TINY, tie_output=True,
+                                                                    embedding_dim=TINY.hidden_size))
+    assert model.decoder.out.weight is model.decoder.embed.weight
+    untied = tiny_model(VARIANTS["gumbel"], model=dataclasses.replace(TINY, embedding_dim=TINY.hidden_size))
+    shared = model.decoder.embed.weight.numel()
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in untied.parameters()) - shared
+
+
+def test_xavier_initialisation_sets_forget_gates_and_biases():
+    model = tiny_model(VARIANTS["gaussian"], model=dataclasses.replace(TINY, init="xavier"))
+    h = TINY.hidden_size
+    for lstm in (model.encoder.forward_rnn, model.decoder.rnn):
+        assert torch.equal(lstm.bias_ih_l0[h:2 * h], torch.ones(h))  # forget gate
+        assert torch.equal(lstm.bias_ih_l0[:h], torch.zeros(h)) and torch.equal(lstm.bias_hh_l0, torch.zeros(4 * h))
+    assert torch.equal(model.decoder.out.bias, torch.zeros(VOCAB))
+    assert torch.equal(model.decoder.embed.weight[PAD], torch.zeros(TINY.embedding_dim))
+    bound = math.sqrt(6 / (VOCAB + TINY.embedding_dim))
+    assert model.decoder.embed.weight.abs().max() <= bound

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from vae.config import KLScheduleConfig
+from vae.config import KLScheduleConfig, PricingConfig, TrainConfig
 from vae.model import Terms
 from vae.model.attention import gumbel_temperature
-from vae.objective import kl_weight, objective
+from vae.objective import Prices, kl_weight, objective, prices, settled_kl_weight, settled_prices
 
 
 def random_terms(seed=0, n=6) -> Terms:
@@ -22,7 +22,7 @@ def random_terms(seed=0, n=6) -> Terms:
 @pytest.mark.parametrize("lam, gamma", [(0.0, 0.0), (1.0, 1.0), (0.3, 2.5), (0.0, 1.0)])
 def test_objective_is_mean_rec_plus_weighted_mean_kls(lam, gamma):
     terms = random_terms()
-    result = objective(terms, lam, gamma)
+    result = objective(terms, Prices(lam, gamma, "sentence"))
     expected = terms.rec.mean() + lam * terms.kl_z.mean() + gamma * terms.kl_a.mean()
     torch.testing.assert_close(result.loss, expected)
     assert result.rec == pytest.approx(terms.rec.mean().item())
@@ -34,10 +34,50 @@ def test_objective_is_mean_rec_plus_weighted_mean_kls(lam, gamma):
 
 def test_objective_weights_change_the_loss():
     terms = random_terms(1)
-    base = objective(terms, 0.0, 0.0).loss
-    assert objective(terms, 1.0, 0.0).loss > base
-    assert objective(terms, 0.0, 1.0).loss > base
-    torch.testing.assert_close(objective(terms, 0.0, 0.0).loss, terms.rec.mean())
+    base = objective(terms, Prices(0.0, 0.0, "sentence")).loss
+    assert objective(terms, Prices(1.0, 0.0, "sentence")).loss > base
+    assert objective(terms, Prices(0.0, 1.0, "sentence")).loss > base
+    torch.testing.assert_close(objective(terms, Prices(0.0, 0.0, "sentence")).loss, terms.rec.mean())
+
+
+def test_token_pricing_is_the_authors_by_hand():
+    # Two sentences of 3 and 1 target tokens: rec sums 6 and 2, KL_z 4 and 2, Σ_j KL_a 0.9 and 0.1.
+    terms = Terms(rec=torch.tensor([6.0, 2.0]), kl_z=torch.tensor([4.0, 2.0]), kl_a=torch.tensor([0.9, 0.1]),
+                  tokens=torch.tensor([3, 1]))
+    # I_n = rec_n/T_n + λ KL_z,n + γ KL_a,n/T_n: (2 + 2 + 0.03) and (2 + 1 + 0.01), averaged
+    assert objective(terms, Prices(0.5, 0.1, "token")).loss.item() == pytest.approx((4.03 + 3.01) / 2)
+    # per sentence: (8 + 0.5·6 + 0.1·1) / 2
+    assert objective(terms, Prices(0.5, 0.1, "sentence")).loss.item() == pytest.approx(5.55)
+    # a data-parallel share of one sentence passes B / ranks = 1 for a batch of 2 on 2 ranks
+    first = Terms(*(t[:1] for t in (terms.rec, terms.kl_z, terms.kl_a, terms.tokens)))
+    assert objective(first, Prices(0.5, 0.1, "token"), sentences=1.0).loss.item() == pytest.approx(4.03)
+
+
+def test_kl_a_weight_constant_or_annealed_with_lambda():
+    kl = KLScheduleConfig(schedule="linear", max_weight=0.5, warmup_steps=100)
+    constant = TrainConfig(kl=kl)
+    annealed = TrainConfig(kl=kl, pricing=PricingConfig(unit="token", kl_a_weight="annealed"))
+    assert prices(50, constant, 0.1) == Prices(0.25, 0.1, "sentence")
+    assert prices(50, annealed, 0.1) == Prices(0.25, pytest.approx(0.025), "token")
+    assert prices(0, annealed, 0.1).kl_a == 0.0  # a is free at the start, as in the authors' code
+    assert settled_prices(annealed, 0.1) == Prices(0.5, pytest.approx(0.05), "token")
+
+
+def test_authors_tanh_schedule_frozen_at_3000():
+    cfg = KLScheduleConfig(schedule="tanh", max_weight=1.0, tanh_centre=4500, tanh_width=1000, freeze_step=3000)
+    for step in (0, 1000, 2500, 3000):
+        assert kl_weight(step, cfg) == pytest.approx((math.tanh((step - 4500) / 1000) + 1) / 2)
+    assert kl_weight(3000, cfg) == pytest.approx(0.0474, abs=1e-4)
+    assert kl_weight(4500, cfg) == kl_weight(10**6, cfg) == kl_weight(3000, cfg)  # frozen
+    assert settled_kl_weight(cfg) == pytest.approx(0.0474, abs=1e-4)
+    unfrozen = KLScheduleConfig(schedule="tanh", max_weight=1.0)
+    assert kl_weight(4500, unfrozen) == pytest.approx(0.5) and settled_kl_weight(unfrozen) == pytest.approx(1.0)
+
+
+def test_freeze_step_holds_any_schedule():
+    cfg = KLScheduleConfig(schedule="linear", max_weight=1.0, warmup_steps=100, freeze_step=30)
+    assert kl_weight(30, cfg) == kl_weight(90, cfg) == pytest.approx(0.3)
+    assert settled_kl_weight(KLScheduleConfig(schedule="cyclical", max_weight=0.8)) == 0.8
 
 
 def test_constant_schedule():

@@ -14,10 +14,11 @@ from vae import UserError
 from vae.batching import Pairs, collate
 from vae.config import KLScheduleConfig, ModelConfig, TrainConfig, VariantConfig, parse
 from vae.model import Seq2SeqVAE, Terms
+from vae.objective import Prices, objective, settled_prices
 from vae.train import Run, Setup, evaluate, load_model, train
 
 VOCAB = 30
-TIMING = {"tokens_per_s", "epoch_seconds"}  # wall-clock measurements: the only history that may differ
+TIMING = {"tokens_per_s", "epoch_seconds", "train_minutes"}  # wall-clock measurements: the only history that may differ
 
 
 def repo_variant(name: str) -> VariantConfig:
@@ -145,10 +146,60 @@ def test_fingerprint_ignores_device_and_epochs_only():
     base = make_setup()
     assert make_setup(device="cuda").fingerprint() == base.fingerprint()
     assert make_setup(epochs=9).fingerprint() == base.fingerprint()
+    assert make_setup(max_minutes=5.0).fingerprint() == base.fingerprint()
+    assert dataclasses.replace(base, data="other").fingerprint() != base.fingerprint()
     for changed in (make_setup(seed=4), make_setup(max_tokens=61), make_setup("gumbel"),
                     dataclasses.replace(base, model=ModelConfig(16, 16, 8, 0.1)),
                     make_setup(kl=KLScheduleConfig(schedule="constant"))):
         assert changed.fingerprint() != base.fingerprint()
+
+
+# --- time budget and what may be resumed ---------------------------------------------------------
+
+
+def test_time_budget_stops_mid_epoch_and_resumes_exactly(tmp_path, reference):
+    """A budget stop falls after the first step past it, mid-epoch; the run resumes from that batch."""
+    ref_dir, _, ref_run = reference("gaussian")
+    _, cut = train(make_setup(max_minutes=1e-6), TRAIN, DEV, tmp_path)  # past the budget after one step
+    assert cut.step == 1 and cut.epoch == 0 and cut.batch == 1 and cut.train_seconds > 0
+    assert len(cut.history) == 1 and 0 < cut.history[0]["epoch"] < 1  # a fractional epoch, with dev metrics
+    assert last_state(tmp_path)["run"]["batch"] == 1
+    _, again = train(make_setup(max_minutes=1e-6), TRAIN, DEV, tmp_path)  # the same budget: nothing to do
+    assert again.step == 1
+    _, run = train(make_setup(), TRAIN, DEV, tmp_path)  # no budget: on to the 3 epochs
+    assert run.step == ref_run.step and [row["epoch"] for row in run.history][-3:] == [1, 2, 3]
+    assert_same_weights(last_state(tmp_path)["model"], last_state(ref_dir)["model"])
+    keys = [k for k in ref_run.history[-1] if k.startswith("dev_")]
+    assert [run.history[-1][k] for k in keys] == [ref_run.history[-1][k] for k in keys]
+
+
+def test_run_trained_further_than_asked_starts_afresh(tmp_path):
+    """Lowering train.epochs (or max_minutes) after a finished run must not hand back the longer run."""
+    train(make_setup("deterministic", epochs=2), TRAIN, DEV, tmp_path)
+    _, run = train(make_setup("deterministic", epochs=1), TRAIN, DEV, tmp_path)
+    fresh = tmp_path / "fresh"
+    _, fresh_run = train(make_setup("deterministic", epochs=1), TRAIN, DEV, fresh)
+    assert without_timing(run.history) == without_timing(fresh_run.history)
+    assert_same_weights(last_state(tmp_path)["model"], last_state(fresh)["model"])
+    _, budgeted = train(make_setup("deterministic", epochs=1, max_minutes=1e-6), TRAIN, DEV, tmp_path)
+    assert budgeted.step == 1  # 1 epoch took longer than the new budget: afresh, one step
+
+
+def test_changed_data_is_not_resumed(tmp_path):
+    setup = make_setup("deterministic", epochs=1)
+    train(setup, TRAIN, DEV, tmp_path)
+    other = dataclasses.replace(setup, data="another-tokenizer")
+    _, run = train(other, TRAIN, DEV, tmp_path)
+    assert len(run.history) == 1 and last_state(tmp_path)["fingerprint"] == other.fingerprint()
+
+
+def test_divergence_without_nan_stops_with_a_clear_message(tmp_path, monkeypatch):
+    import vae.train
+
+    monkeypatch.setattr(vae.train, "DIVERGED_FACTOR", 0.0)  # any dev NLL counts as absurd
+    with pytest.raises(UserError, match=r"training diverged: after step \d+ the dev loss .* uniform guess"):
+        train(make_setup("deterministic", epochs=1), TRAIN, DEV, tmp_path)
+    assert not (tmp_path / "last.pt").exists()
 
 
 # --- NaN guard ----------------------------------------------------------------------------------
@@ -215,8 +266,8 @@ def test_best_checkpoint_loads_in_eval_mode(reference):
     assert blob["epoch"] == 1 + dev_losses.index(min(dev_losses))
     assert run.best_dev_loss == min(dev_losses)
     assert blob["setup"] == make_setup("gaussian").as_dict()
-    again = evaluate(model, DEV, 60, torch.device("cpu"), "fp32")
-    setup = make_setup("gaussian")  # selection weighs the KLs as training does, at the full λ_KL
+    setup = make_setup("gaussian")
+    again = evaluate(model, DEV, 60, torch.device("cpu"), "fp32", settled_prices(setup.train, setup.variant.gamma_a))  # selection weighs the KLs as training does, at the full λ_KL
     criterion = again["dev_rec"] + setup.train.kl.max_weight * again["dev_kl_z"] + setup.variant.gamma_a * again["dev_kl_a"]
     assert criterion == pytest.approx(min(dev_losses), rel=1e-5)
     assert setup.variant.gamma_a != 1.0  # so the test tells the weighted objective from the ELBO
@@ -224,7 +275,7 @@ def test_best_checkpoint_loads_in_eval_mode(reference):
 
 def test_evaluate_sums_per_sentence_terms(reference):
     _, model, _ = reference("gaussian")
-    dev = evaluate(model, DEV, 60, torch.device("cpu"), "fp32")
+    dev = evaluate(model, DEV, 60, torch.device("cpu"), "fp32", Prices(0.5, 0.1, "token"))
     with torch.no_grad():
         terms = model(collate(DEV.src, DEV.tgt), sample=False)
     n, tokens = len(DEV), terms.tokens.sum().item()
@@ -234,3 +285,4 @@ def test_evaluate_sums_per_sentence_terms(reference):
     assert dev["dev_elbo_loss"] == pytest.approx(dev["dev_rec"] + dev["dev_kl_z"] + dev["dev_kl_a"])
     assert dev["dev_nll_per_token"] == pytest.approx(terms.rec.sum().item() / tokens, rel=1e-5)
     assert dev["dev_ppl"] == pytest.approx(math.exp(dev["dev_nll_per_token"]))
+    assert dev["dev_loss"] == pytest.approx(objective(terms, Prices(0.5, 0.1, "token")).loss.item(), rel=1e-5)

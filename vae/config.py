@@ -76,6 +76,13 @@ class ModelConfig:
     hidden_size: int = field(default=256, metadata=_range(1))  # per encoder direction; decoder too
     z_dim: int = field(default=64, metadata=_range(1))
     dropout: float = field(default=0.2, metadata=_range(0.0, 0.9))
+    init: Literal["pytorch", "xavier"] = "pytorch"  # xavier: Glorot-uniform weights, zero biases, LSTM forget bias 1
+    tie_output: bool = False  # the output layer reuses the target embeddings (Press & Wolf, 2017)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.tie_output and self.embedding_dim != self.hidden_size:
+            return [("tie_output", f"needs embedding_dim == hidden_size, got {self.embedding_dim} and {self.hidden_size}")]
+        return []
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,6 @@ class VariantConfig:
     def problems(self) -> list[tuple[str, str]]:
         """Cross-field checks, as (key, message) pairs."""
         found = []
-        if not self.latent_z and self.attention == "none":
-            found.append(("attention", "a model with neither z nor attention cannot see its source"))
         if self.gumbel_tau_min > self.gumbel_tau0:
             found.append(("gumbel_tau_min", "must not exceed gumbel_tau0"))
         return found
@@ -104,14 +109,27 @@ class VariantConfig:
 
 @dataclass(frozen=True)
 class KLScheduleConfig:
-    """λ_KL(t): linear warm-up, sigmoid, or cyclical (Fu et al., 2019); a function of the step alone,
-    so training longer extends a run instead of changing its past."""
+    """λ_KL(t): linear warm-up, sigmoid, cyclical (Fu et al., 2019) or the authors' tanh; a function
+    of the step alone, so training longer extends a run instead of changing its past."""
 
-    schedule: Literal["constant", "linear", "sigmoid", "cyclical"] = "linear"
+    schedule: Literal["constant", "linear", "sigmoid", "cyclical", "tanh"] = "linear"
     max_weight: float = field(default=1.0, metadata=_range(0.0))
     warmup_steps: int = field(default=5000, metadata=_range(1))
     cycle_steps: int = field(default=10000, metadata=_range(1))
     ratio: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
+    tanh_centre: int = field(default=4500, metadata=_range(0))  # tanh: the step where λ is half max_weight
+    tanh_width: int = field(default=1000, metadata=_range(1))  # tanh: steps per unit of tanh's argument
+    freeze_step: int = field(default=0, metadata=_range(0))  # > 0: λ holds its value from this step on
+
+
+@dataclass(frozen=True)
+class PricingConfig:
+    """How the objective prices its terms (vae.objective): the unit of the reconstruction and of
+    Σ_j KL_a (per sentence, or per target token as the authors' code), and whether KL(a)'s weight
+    is γ_a or γ_a·λ_KL(t) (the authors')."""
+
+    unit: Literal["sentence", "token"] = "sentence"
+    kl_a_weight: Literal["constant", "annealed"] = "constant"
 
 
 @dataclass(frozen=True)
@@ -122,7 +140,10 @@ class TrainConfig:
     learning_rate: float = field(default=1e-3, metadata=_range(0.0, lo_open=True))
     clip_norm: float = field(default=5.0, metadata=_range(0.0, lo_open=True))
     word_dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    label_smoothing: float = field(default=0.0, metadata=_range(0.0, 0.5))  # training only; dev NLL stays the true one
     kl: KLScheduleConfig = KLScheduleConfig()
+    pricing: PricingConfig = PricingConfig()
+    max_minutes: float = field(default=0.0, metadata=_range(0.0))  # > 0: stop at the first step past this much training time
     seed: int = 1
     device: str = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -203,15 +224,30 @@ class Params:
         return []
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate params.yaml; raise ConfigError naming the offending key."""
+def load_params(path: str | Path = "params.yaml", overrides: list[str] = ()) -> Params:
+    """Read and validate params.yaml, with `dvc exp run -S`-style overrides ("train.epochs=2", the value
+    read as YAML) applied first; raise ConfigError naming the offending key."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such parameters file") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {override!r} must look like section.key=value")
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {override!r}: '{part}' is not a section")
+        node[leaf] = yaml.safe_load(value)
     return parse(Params, raw, "")
 
 

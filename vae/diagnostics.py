@@ -5,7 +5,8 @@
 - I(x; z) under the aggregate posterior, estimated as in He et al. (2019, "Lagging inference
   networks"): E_x E_q(z|x)[log q(z|x) − log q(z)], q(z) ≈ (1/N) Σ_n q(z|x_n).
 - The test NLL when the decoder gets z = 0 or z ~ p(z) instead of E_q[z|x], and, for a latent
-  attention, when a is sampled from q(a|X) instead of taking its mean.
+  attention, when a is sampled from q(a|X) instead of taking its mean, or set to its prior's
+  mean (Gaussian: 0 or h̄; Gumbel: uniform weights) — how much the decoder relies on a.
 - Sampling diversity over k draws of (z, a) per source: distinct-1/2 and self-BLEU.
 """
 
@@ -29,12 +30,12 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 
 @torch.no_grad()
 def nll_per_token(model: Seq2SeqVAE, pairs: Pairs, max_tokens: int, device, *, sample: bool = False,
-                  z_source: str = "posterior", temperature: float = 1.0) -> dict[str, float]:
+                  z_source: str = "posterior", a_source: str = "posterior") -> dict[str, float]:
     """Test rec NLL, KL_z and KL_a per target token under one way of feeding z and a."""
     model.eval()
     rec = kl_z = kl_a = tokens = 0.0
     for batch in iterate(pairs, max_tokens):
-        terms = model(batch.to(device), sample=sample, temperature=temperature, z_source=z_source)
+        terms = model(batch.to(device), sample=sample, z_source=z_source, a_source=a_source)
         rec += terms.rec.sum().item()
         kl_z += terms.kl_z.sum().item()
         kl_a += terms.kl_a.sum().item()
@@ -130,13 +131,11 @@ def latent_evidence(model: Seq2SeqVAE, test: Pairs, references: list[str], token
                     cfg: DiagnoseConfig, decode: DecodeConfig, device) -> dict:
     """Every diagnostic above for one trained variant, on `test` (greedy decoding for the BLEUs)."""
     torch.manual_seed(cfg.seed)
-    variant = model.variant
-    latent_a = variant.attention in ("gaussian", "gumbel")
-    tau = variant.gumbel_tau_min if variant.gumbel_anneal_rate > 0 else variant.gumbel_tau0
+    latent_z, latent_a = model.latent is not None, model.decoder.attention.latent
     sources = [s.tolist() for s in test.src]
 
     def nll(**kwargs):
-        return nll_per_token(model, test, decode.max_tokens, device, temperature=tau, **kwargs)
+        return nll_per_token(model, test, decode.max_tokens, device, **kwargs)
 
     def translate(sentences, **kwargs):
         hypotheses = translate_ids(model, sentences, SearchSettings.from_config(decode, beam_size=1, **kwargs),
@@ -149,14 +148,15 @@ def latent_evidence(model: Seq2SeqVAE, test: Pairs, references: list[str], token
     means = nll()
     out = {"sentences": len(test), "nll_per_token": means["nll"], "kl_z_per_token": means["kl_z"],
            "kl_a_per_token": means["kl_a"], "greedy_bleu": bleu()}
-    if variant.latent_z:
+    if latent_z:
         mu, logvar = posterior_moments(model, test, decode.max_tokens, device)
         out |= {"active_units": active_units(mu), "z_dim": mu.size(1), "mutual_information": mutual_information(mu, logvar),
                 "nll_z_zero": nll(z_source="zero")["nll"], "nll_z_prior": nll(z_source="prior")["nll"],
                 "greedy_bleu_z_zero": bleu(z_source="zero"), "greedy_bleu_z_prior": bleu(z_source="prior")}
     if latent_a:
         out["nll_a_sampled"] = nll(sample=True, z_source="mean")["nll"]
-    if variant.latent_z or latent_a:
+        out["nll_a_prior"] = nll(a_source="prior")["nll"]
+    if latent_z or latent_a:
         draws = [translate(sources[: cfg.sample_sentences], sample=True) for _ in range(cfg.samples)]
         out["diversity"] = diversity([list(d) for d in zip(*draws)])
     return out

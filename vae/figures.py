@@ -23,9 +23,7 @@ def teacher_forced_attention(model: Seq2SeqVAE, pairs: Pairs, device):
     batch = collate(pairs.src, pairs.tgt).to(device)
     memory, hidden, _ = model.encode(batch.src, batch.src_lengths, sample=False)
     _, _, attended = model.decoder(batch.tgt_in, hidden, memory, sample=False)
-    attention = model.decoder.attention
-    # with sample=False the Gaussian a's context is its mean μ_j, from which σ_j is predicted
-    logvar = attention.to_logvar(attended.context).float().cpu() if hasattr(attention, "to_logvar") else None
+    logvar = attended.logvar.float().cpu() if attended.logvar is not None else None
     return attended.weights.float().cpu(), logvar, batch.tgt_mask.cpu()
 
 

@@ -1,9 +1,21 @@
-"""The training objective and its schedules (Bahuleyan et al., 2018, eq. 6).
+"""The training objective, its prices and schedules (Bahuleyan et al., 2018, eq. 6).
 
-    I = I_rec + λ_KL(t) · KL[q(z|X) || p(z)] + γ_a · Σ_j KL[q(a_j|X) || p(a_j)]
+    I = I_rec + λ_KL(t) · KL[q(z|X) || p(z)] + γ_a(t) · Σ_j KL[q(a_j|X) || p(a_j)]
 
-I_rec = −E_q log p(Y | z, a, X). Every term is a per-sentence sum, averaged over the batch,
-so I is the negative ELBO per sentence when λ_KL = γ_a = 1.
+I_rec = −E_q log p(Y | z, a, X). `train.pricing` says in which unit the terms are priced:
+
+- unit "sentence" (ours): every term is a per-sentence sum, averaged over the batch's B sentences,
+      I = (1/B) Σ_n [rec_n + λ·KL_z,n + γ_a·Σ_j KL_a,nj],
+  the negative ELBO per sentence when λ_KL = γ_a = 1.
+- unit "token" (the authors' code, tf-var-attention `ved_varAttn`): the reconstruction and
+  Σ_j KL_a of each sentence are divided by its T_n target tokens, KL_z is not,
+      I = (1/B) Σ_n [rec_n/T_n + λ·KL_z,n + γ_a·Σ_j KL_a,nj/T_n],
+  so, relative to the reconstruction, z costs T_n (≈ 23 tokens per sentence here) times more
+  than under "sentence" at the same λ. (The authors sum over the batch instead of averaging:
+  a constant factor that Adam does not see.)
+
+and `train.pricing.kl_a_weight` whether γ_a(t) = γ_a ("constant") or γ_a·λ_KL(t) ("annealed",
+the authors': KL(a) is as free as KL(z) early in training and frozen with it).
 """
 
 from __future__ import annotations
@@ -13,8 +25,36 @@ from dataclasses import dataclass
 
 import torch
 
-from vae.config import KLScheduleConfig
+from vae.config import KLScheduleConfig, TrainConfig
 from vae.model import Terms
+
+
+@dataclass(frozen=True)
+class Prices:
+    """The weights and unit of one step's objective."""
+
+    kl_z: float  # λ_KL(t)
+    kl_a: float  # γ_a(t)
+    unit: str  # "sentence" | "token": the unit of the reconstruction and Σ_j KL_a
+
+
+def prices(step: int, cfg: TrainConfig, gamma_a: float) -> Prices:
+    """The prices at optimiser step `step`."""
+    weight = kl_weight(step, cfg.kl)
+    return Prices(weight, gamma_a * weight if cfg.pricing.kl_a_weight == "annealed" else gamma_a, cfg.pricing.unit)
+
+
+def settled_prices(cfg: TrainConfig, gamma_a: float) -> Prices:
+    """The prices once λ_KL has settled: the objective a checkpoint is chosen by, the same for every
+    epoch (the unweighted ELBO would prefer an early epoch of a model whose KL_a grows while its NLL falls)."""
+    weight = settled_kl_weight(cfg.kl)
+    return Prices(weight, gamma_a * weight if cfg.pricing.kl_a_weight == "annealed" else gamma_a, cfg.pricing.unit)
+
+
+def per_sentence(terms: Terms, p: Prices) -> torch.Tensor:
+    """I_n for each sentence (batch,): see the module docstring."""
+    length = terms.tokens.clamp(min=1).to(terms.rec.dtype) if p.unit == "token" else 1.0
+    return terms.rec / length + p.kl_z * terms.kl_z + p.kl_a * terms.kl_a / length
 
 
 @dataclass
@@ -25,22 +65,16 @@ class Objective:
     kl_a: float
 
 
-def objective(terms: Terms, kl_weight: float, gamma_a: float, sentences: float | None = None) -> Objective:
-    """I = rec + λ_KL·KL_z + γ_a·Σ_j KL_a_j summed over the batch and divided by `sentences`.
+def objective(terms: Terms, p: Prices, sentences: float | None = None) -> Objective:
+    """I for one batch: the mean of I_n over its sentences.
 
-    By default `sentences` is the batch size: the mean per sentence. A data-parallel rank holds
-    a share of a global batch of B sentences and passes B / ranks, so that DDP's average of the
-    ranks' gradients is the gradient of the global batch's mean, however the shares are sized.
+    By default `sentences` is the batch size. A data-parallel rank holds a share of a global batch
+    of B sentences and passes B / ranks, so that DDP's average of the ranks' gradients is the
+    gradient of the global batch's I, however the shares are sized.
     """
     n = terms.rec.numel() if sentences is None else sentences
-    rec, kl_z, kl_a = terms.rec.sum() / n, terms.kl_z.sum() / n, terms.kl_a.sum() / n
-    loss = weighted(rec, kl_z, kl_a, kl_weight, gamma_a)
-    return Objective(loss, rec.item(), kl_z.item(), kl_a.item())
-
-
-def weighted(rec, kl_z, kl_a, kl_weight: float, gamma_a: float):
-    """rec + λ_KL·KL_z + γ_a·KL_a, for tensors or plain numbers (dev totals)."""
-    return rec + kl_weight * kl_z + gamma_a * kl_a
+    loss = per_sentence(terms, p).sum() / n
+    return Objective(loss, terms.rec.sum().item() / n, terms.kl_z.sum().item() / n, terms.kl_a.sum().item() / n)
 
 
 def kl_weight(step: int, cfg: KLScheduleConfig) -> float:
@@ -51,12 +85,26 @@ def kl_weight(step: int, cfg: KLScheduleConfig) -> float:
     - sigmoid: max_weight · σ(10·(step/warmup_steps − ½)), centred on half the warm-up.
     - cyclical: periods of `cycle_steps`; each rises linearly over the first `ratio` of
       its period, then holds max_weight (Fu et al., 2019).
+    - tanh: max_weight · (tanh((step − tanh_centre)/tanh_width) + 1)/2, the authors' schedule
+      (tf-var-attention: centre 4500, width 1000, held from step 3000 on, where λ ≈ 0.047).
+    With freeze_step > 0, λ keeps its value at freeze_step from then on.
     """
+    if cfg.freeze_step:
+        step = min(step, cfg.freeze_step)
     if cfg.schedule == "constant":
         return cfg.max_weight
     if cfg.schedule == "linear":
         return cfg.max_weight * min(1.0, step / cfg.warmup_steps)
     if cfg.schedule == "sigmoid":
         return cfg.max_weight / (1.0 + math.exp(-10.0 * (step / cfg.warmup_steps - 0.5)))
+    if cfg.schedule == "tanh":
+        return cfg.max_weight * (math.tanh((step - cfg.tanh_centre) / cfg.tanh_width) + 1.0) / 2.0
     phase = (step % cfg.cycle_steps) / cfg.cycle_steps
     return cfg.max_weight * min(1.0, phase / cfg.ratio)
+
+
+def settled_kl_weight(cfg: KLScheduleConfig) -> float:
+    """The value λ_KL settles at: its frozen value, else its limit (max_weight for a cyclical schedule)."""
+    if cfg.schedule == "cyclical" and not cfg.freeze_step:
+        return cfg.max_weight
+    return kl_weight(10**12, cfg)

@@ -43,16 +43,74 @@ def results_table(metrics: dict, params: Params) -> str:
     if baselines:
         notes.append(f"Paired bootstrap: `{metrics['bootstrap'][baselines[0]]['signature']}`; "
                      f"95% CI from the resamples against `{baselines[0]}`.")
-    notes += ["", *latent_table(variants)]
+    notes += ["", *claim_table(metrics), "", *latent_table(variants)]
     notes += ["", "KL values are on the dev split with z and a at their means; PPL is exp(rec NLL per token) "
               "with z and a at their means, so for the VAEs it is not a bound on the true perplexity.", ""]
     return "\n".join(notes)
 
 
+BYPASS_RATIO = 0.25  # (i): attention's ΔNLL(z=0) below a quarter of the no-attention VAE's
+KEEPS_Z_RATIO = 2.0  # (ii): a latent attention's ΔNLL(z=0) at least twice ordinary attention's
+A_IN_USE = 0.1  # nats per token of KL_a: a latent attention whose a has not collapsed onto its prior
+
+
+def _z_cost(variants: dict, name: str) -> float | None:
+    d = variants.get(name, {}).get("latent", {})
+    return d["nll_z_zero"] - d["nll_per_token"] if "nll_z_zero" in d else None
+
+
+def claim_verdicts(metrics: dict) -> list[str]:
+    """One line per claim of the seed, each with the numbers it rests on and its rule."""
+    variants = metrics["variants"]
+    det, none = _z_cost(variants, "deterministic"), _z_cost(variants, "none")
+    lines = []
+    if det is not None and none is not None:
+        holds = det < BYPASS_RATIO * none
+        lines.append(f"(i) ordinary attention bypasses z: **{'holds' if holds else 'does not hold'}** — ΔNLL(z=0) "
+                     f"{det:+.3f} with attention against {none:+.3f} without (rule: < {BYPASS_RATIO}×).")
+    ci = metrics["bootstrap"].get("deterministic", {})
+    for name in ("gaussian", "gumbel"):
+        cost, d = _z_cost(variants, name), variants.get(name, {}).get("latent", {})
+        if cost is None or det is None:
+            continue
+        keeps = cost >= KEEPS_Z_RATIO * max(det, 0.0)
+        lines.append(f"(ii) `{name}` keeps z in use: **{'holds' if keeps else 'does not hold'}** — ΔNLL(z=0) {cost:+.3f} "
+                     f"against {det:+.3f} for `deterministic` (rule: ≥ {KEEPS_Z_RATIO:g}×); KL_a {d['kl_a_per_token']:.3f} "
+                     f"nats/token ({'in use' if d['kl_a_per_token'] >= A_IN_USE else 'collapsed'}, rule ≥ {A_IN_USE}).")
+        if name in ci and "deterministic" in ci:
+            bleu, base, half = variants[name]["bleu"], variants["deterministic"]["bleu"], ci["deterministic"]["bleu_ci95"]
+            good = bleu >= base - half
+            lines.append(f"(iii) `{name}` translates at least as well as ordinary attention: **{'holds' if good else 'does not hold'}**"
+                         f" — BLEU {bleu:.2f} against {base:.2f} ± {half:.2f} (rule: within the CI or above; paired "
+                         f"bootstrap p = {ci[name]['p_value']}).")
+    return lines
+
+
+def claim_table(metrics: dict) -> list[str]:
+    """The seed's claims: per variant BLEU ± CI, chrF, KLs, ΔNLL(z=0), ΔNLL(a→prior), active units; then verdicts."""
+    variants = metrics["variants"]
+    boot = metrics["bootstrap"].get("deterministic") or next(iter(metrics["bootstrap"].values()), {})
+    header = ["variant", "BLEU", "95% CI", "chrF", "KL_z/token", "KL_a/token", "ΔNLL z=0", "ΔNLL a→prior",
+              "active units"]
+    rows = ["## The claim", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, score in variants.items():
+        d = score["latent"]
+
+        def delta(key):
+            return f"{d[key] - d['nll_per_token']:+.3f}" if key in d else "–"
+
+        ci = boot.get(name, {}).get("bleu_ci95")
+        rows.append("| " + " | ".join([f"`{name}`", _fmt(score["bleu"]), f"± {_fmt(ci)}" if ci is not None else "–",
+                                       _fmt(score["chrf"]), f"{d['kl_z_per_token']:.3f}", f"{d['kl_a_per_token']:.3f}",
+                                       delta("nll_z_zero"), delta("nll_a_prior"),
+                                       f"{d['active_units']}/{d['z_dim']}" if "active_units" in d else "–"]) + " |")
+    return rows + ["", *[f"- {line}" for line in claim_verdicts(metrics)]]
+
+
 def latent_table(variants: dict) -> list[str]:
     """Does z carry information? One row per variant from the diagnose stage."""
     header = ["variant", "NLL/token", "KL_z/token", "KL_a/token", "active units", "I(x;z)", "ΔNLL z=0",
-              "ΔNLL z~p(z)", "ΔNLL a sampled", "greedy BLEU", "BLEU z=0", "BLEU z~p(z)", "distinct-2", "self-BLEU"]
+              "ΔNLL z~p(z)", "ΔNLL a→prior", "ΔNLL a sampled", "greedy BLEU", "BLEU z=0", "BLEU z~p(z)", "distinct-2", "self-BLEU"]
     rows = ["## Latent-use evidence", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, score in variants.items():
         d = score["latent"]
@@ -64,15 +122,16 @@ def latent_table(variants: dict) -> list[str]:
         div = d.get("diversity", {})
         units = f"{d['active_units']}/{d['z_dim']}" if "active_units" in d else "–"
         cells = [f"`{name}`", f"{base:.3f}", f"{d['kl_z_per_token']:.3f}", f"{d['kl_a_per_token']:.3f}", units,
-                 _fmt(d.get("mutual_information")), delta("nll_z_zero"), delta("nll_z_prior"), delta("nll_a_sampled"),
+                 _fmt(d.get("mutual_information")), delta("nll_z_zero"), delta("nll_z_prior"), delta("nll_a_prior"),
+                 delta("nll_a_sampled"),
                  _fmt(d["greedy_bleu"]), _fmt(d.get("greedy_bleu_z_zero")), _fmt(d.get("greedy_bleu_z_prior")),
                  _fmt(div.get("distinct_2")), _fmt(div.get("self_bleu"))]
         rows.append("| " + " | ".join(cells) + " |")
     first = next(iter(variants.values()))["latent"]
     rows += ["", f"On the first {first['sentences']:,} test pairs, z and a at their means unless stated. Active units: "
              "dimensions with Var_x(E_q[z_d|x]) ≥ 0.01. I(x;z): He et al. (2019) estimator. ΔNLL: change in test NLL "
-             "per token when the decoder gets z = 0, a prior draw, or a sampled a instead of the means; a z that "
-             "carries nothing shows ΔNLL ≈ 0. Diversity: greedy decoding of `diagnose.samples` draws of (z, a) per source; "
+             "per token when the decoder gets z = 0, a prior draw, a at its prior's mean (Gaussian: 0 or h̄; Gumbel: "
+             "uniform weights) or a sampled a instead of the means; a latent that carries nothing shows ΔNLL ≈ 0. Diversity: greedy decoding of `diagnose.samples` draws of (z, a) per source; "
              "self-BLEU 100 means every draw is identical."]
     return rows
 

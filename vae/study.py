@@ -18,7 +18,7 @@ from vae.figures import attention_entropy, teacher_forced_attention
 from vae.metrics import corpus_scores
 from vae.search import SearchSettings, translate_ids
 from vae.tokenizer import Tokenizers
-from vae.train import Setup, TrainingDiverged, resolve_device, train
+from vae.train import TrainingDiverged, resolve_device, setup_for, train
 
 
 def run_study(params: Params, name: str, data: Path, checkpoints: Path, references: list[str]) -> tuple[dict, list]:
@@ -27,13 +27,12 @@ def run_study(params: Params, name: str, data: Path, checkpoints: Path, referenc
     cfg = dataclasses.replace(params.train, max_pairs=params.study.max_pairs, epochs=params.study.epochs)
     train_pairs = Pairs.load(data / "encoded" / "train.pt", cfg.max_pairs)
     tokenizers = Tokenizers.load(data / "tokenizer")
-    setup = Setup(params.model, variant, cfg, tokenizers.src.get_piece_size(), tokenizers.tgt.get_piece_size(),
-                  len(train_pairs))
+    setup = setup_for(params.model, variant, cfg, data, train_pairs)
     settings = {"run": name, "attention": variant.attention, "gamma_a": variant.gamma_a,
                 "tau0": variant.gumbel_tau0, "tau_min": variant.gumbel_tau_min,
                 "anneal_rate": variant.gumbel_anneal_rate, "train_pairs": len(train_pairs), "epochs": cfg.epochs}
     try:
-        model, run = train(setup, train_pairs, Pairs.load(data / "encoded" / "dev.pt"), checkpoints)
+        model, run = train(setup, train_pairs, Pairs.load(data / "encoded" / "dev.pt"), checkpoints, label=f"study {name}")
     except TrainingDiverged as err:
         return {**settings, "diverged_at_step": err.step, "error": str(err)}, []
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import sentencepiece as spm
 import torch
 
+from vae import UserError
 from vae.config import TokenizeConfig
 from vae.io import atomic_path, save_torch
 
@@ -47,7 +48,17 @@ class Tokenizers:
     @classmethod
     def load(cls, directory: str | Path) -> "Tokenizers":
         directory = Path(directory)
-        return cls(*(spm.SentencePieceProcessor(model_file=str(directory / f"{side}.model")) for side in ("src", "tgt")))
+        processors = []
+        for side in ("src", "tgt"):
+            path = directory / f"{side}.model"
+            if not path.is_file():
+                raise UserError(f"{path}: no such tokenizer; run the tokenize stage first (dvc repro tokenize)")
+            try:
+                processors.append(spm.SentencePieceProcessor(model_file=str(path)))
+            except (RuntimeError, OSError) as err:
+                raise UserError(f"{path}: not a SentencePiece model ({str(err)[:120]}); "
+                                "re-run the tokenize stage (dvc repro tokenize)") from None
+        return cls(*processors)
 
 
 def write_models(train_pairs: list[tuple[str, str]], cfg: TokenizeConfig, out_dir: Path) -> None:

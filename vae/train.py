@@ -1,5 +1,6 @@
-"""Training: Adam, gradient clipping, annealed λ_KL and τ, dev loss every epoch, best model kept,
-and atomic per-epoch checkpoints from which a killed run resumes to the same result."""
+"""Training: Adam, gradient clipping, the priced objective with its schedules, dev loss at the end of
+every epoch (and when the time budget runs out), the best model kept, and atomic checkpoints from
+which a killed or budget-stopped run resumes to the same result as an uninterrupted one."""
 
 from __future__ import annotations
 
@@ -17,20 +18,27 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from vae import UserError, distributed
 from vae.batching import Pairs, buckets, collate
+from vae.checkpoint import load_model, resolve_device
 from vae.cli import console
-from vae.config import ModelConfig, TrainConfig, VariantConfig, parse
+from vae.config import ModelConfig, TrainConfig, VariantConfig
 from vae.distributed import Ranks
 from vae.io import save_torch
 from vae.model import Seq2SeqVAE, build_model
-from vae.model.attention import gumbel_temperature
-from vae.objective import kl_weight, objective, weighted
+from vae.objective import Prices, objective, per_sentence, prices, settled_prices
+from vae.tokenizer import Tokenizers
+
+__all__ = ["Setup", "Run", "TrainingDiverged", "train", "evaluate", "load_model", "resolve_device", "setup_for"]
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' is CUDA when present, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def data_fingerprint(paths: list[Path]) -> str:
+    """sha256 over the bytes of `paths` (in order): what a checkpoint was trained on."""
+    digest = hashlib.sha256()
+    for path in paths:
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                digest.update(file.name.encode())
+                digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -43,6 +51,7 @@ class Setup:
     src_vocab: int
     tgt_vocab: int
     train_pairs: int
+    data: str = ""  # data_fingerprint of the encoded training split and the tokenizers
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -51,25 +60,24 @@ class Setup:
         resumable = self.as_dict()
         resumable["train"].pop("device")  # a run may resume on another device,
         resumable["train"].pop("epochs")  # and train for longer: no schedule depends on the run's length,
+        resumable["train"].pop("max_minutes")
         resumable["train"].pop("processes")  # and on more or fewer ranks: they make the same steps
         return hashlib.sha256(json.dumps(resumable, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Seq2SeqVAE, dict]:
-    """Rebuild a trained model from a checkpoint written by `train`."""
-    blob = torch.load(path, map_location=device, weights_only=False)
-    setup = blob["setup"]
-    model = build_model(setup["src_vocab"], setup["tgt_vocab"], parse(ModelConfig, setup["model"], "model"),
-                        parse(VariantConfig, setup["variant"], "variant"))
-    model.load_state_dict(blob["model"])
-    return model.to(device).eval(), blob
+def setup_for(model: ModelConfig, variant: VariantConfig, cfg: TrainConfig, data: Path, train_pairs: Pairs) -> Setup:
+    """The Setup of a run on the encoded data and tokenizers under `data` (as the tokenize stage writes them)."""
+    tokenizers = Tokenizers.load(data / "tokenizer")
+    return Setup(model, variant, cfg, tokenizers.src.get_piece_size(), tokenizers.tgt.get_piece_size(),
+                 len(train_pairs), data_fingerprint([data / "encoded" / "train.pt", data / "tokenizer"]))
 
 
 SPIKE_FACTOR, SPIKE_WARMUP = 1.5, 100  # a spike: a step's loss per token above 1.5× its running mean, after step 100
+DIVERGED_FACTOR = 1.5  # dev NLL per token above 1.5× a uniform guess's (log V): the model has diverged without a NaN
 
 
 class TrainingDiverged(UserError):
-    """The loss became NaN or infinite; `step` is the optimiser step where it happened."""
+    """The loss became NaN, infinite or absurd; `step` is the optimiser step where it was seen."""
 
     def __init__(self, step: int, message: str):
         super().__init__(message)
@@ -80,35 +88,36 @@ class TrainingDiverged(UserError):
 class Run:
     """Mutable state of a run: what a checkpoint holds besides the weights."""
 
-    epoch: int = 0
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches of the current epoch already trained (a budget stop can fall mid-epoch)
     step: int = 0
+    train_seconds: float = 0.0  # time spent in training steps (not dev evaluation or saving)
+    max_minutes: float = 0.0  # the budget the run last trained under
     best_dev_loss: float = math.inf
     loss_ema: float | None = None  # running mean of the step loss per target token, for spike counts
     history: list[dict] = field(default_factory=list)
 
 
-def evaluate(model: Seq2SeqVAE, pairs: Pairs, max_tokens: int, device, precision: str,
+def evaluate(model: Seq2SeqVAE, pairs: Pairs, max_tokens: int, device, precision: str, settled: Prices,
              ranks: Ranks = Ranks()) -> dict:
-    """Dev terms per sentence and per token, with z and a at their means (no sampling).
+    """Dev terms per sentence and per token, with z and a at their means (no sampling), and
+    `dev_loss`, the objective at the `settled` prices by which the best checkpoint is chosen.
     Data-parallel ranks each take a share of the batches and sum their totals."""
     model.eval()
-    sums = [0.0, 0.0, 0.0, 0.0]  # rec, kl_z, kl_a, tokens
+    sums = [0.0, 0.0, 0.0, 0.0, 0.0]  # rec, kl_z, kl_a, tokens, I
     with torch.no_grad(), _autocast(device, precision):
         for indices in buckets(pairs, max_tokens, seed=None)[ranks.rank::ranks.world]:
             batch = collate([pairs.src[i] for i in indices], [pairs.tgt[i] for i in indices])
             terms = model(batch.to(device), sample=False)
             for k, key in enumerate(("rec", "kl_z", "kl_a", "tokens")):
                 sums[k] += getattr(terms, key).sum().item()
-    rec, kl_z, kl_a, tokens = distributed.sum_across(sums, ranks, device)
+            sums[4] += per_sentence(terms, settled).sum().item()
+    rec, kl_z, kl_a, tokens, loss = distributed.sum_across(sums, ranks, device)
     n, tokens = len(pairs), max(tokens, 1)
-    return {"dev_elbo_loss": (rec + kl_z + kl_a) / n,
+    return {"dev_loss": loss / n, "dev_elbo_loss": (rec + kl_z + kl_a) / n,
             "dev_rec": rec / n, "dev_kl_z": kl_z / n, "dev_kl_a": kl_a / n,
             "dev_nll_per_token": rec / tokens, "dev_ppl": math.exp(min(rec / tokens, 50.0)),
             "dev_kl_z_per_token": kl_z / tokens, "dev_kl_a_per_token": kl_a / tokens}
-
-
-def _kept(last: Path) -> str:
-    return f"{last} still holds the last good epoch" if last.is_file() else "no epoch had finished, so nothing was saved"
 
 
 def _autocast(device: torch.device, precision: str):
@@ -125,122 +134,196 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
-def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Path,
-          on_epoch_end: Callable[[Run], None] | None = None) -> tuple[Seq2SeqVAE, Run]:
-    """Train (or resume) a variant; returns the best model by dev loss and the run's history.
+class Trainer:
+    """One run: resume (`_resume`), one optimiser step (`_step`), and the end of a segment — an epoch,
+    or the time budget running out — with its dev evaluation and checkpoints (`_end_segment`)."""
 
-    checkpoint_dir/last.pt is rewritten atomically after every epoch; checkpoint_dir/best.pt
-    whenever the dev loss improves. A last.pt from the same setup is resumed from. Under
-    torchrun every rank trains on its share of each batch (vae.distributed); rank 0 alone
-    writes checkpoints and shows progress.
-    """
-    cfg, variant = setup.train, setup.variant
-    ranks, device = distributed.start(resolve_device(cfg.device))
-    log = console.log if ranks.is_main else (lambda *args, **kwargs: None)
-    torch.manual_seed(cfg.seed)
-    model = build_model(setup.src_vocab, setup.tgt_vocab, setup.model, variant).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    if ranks.distributed:  # same initial weights everywhere, different dropout and latent noise per rank
-        torch.manual_seed(cfg.seed + ranks.rank)
-    run = Run()
-    last, best = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
-    if last.is_file():
-        blob = torch.load(last, map_location=device, weights_only=False)
-        if blob["fingerprint"] == setup.fingerprint():
-            model.load_state_dict(blob["model"])
-            optimiser.load_state_dict(blob["optimiser"])
-            run = Run(**blob["run"])
-            states = blob["rng"] if isinstance(blob["rng"], list) else [blob["rng"]]  # one per rank
-            if len(states) == ranks.world:
-                _set_rng_state(states[ranks.rank], device)
-            else:  # the same data and weights; only the noise streams cannot continue
-                torch.manual_seed(cfg.seed + 1000 * run.epoch + ranks.rank)
-                log(f"{last} was written by {len(states)} process(es), this run has {ranks.world}: "
-                    "random streams restart")
-            log(f"resuming from {last} after epoch {run.epoch}")
-        else:
-            log(f"{last} is from other settings; starting afresh")
-    trainer = distributed.wrap(model, ranks, device)
+    def __init__(self, setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Path, label: str):
+        self.setup, self.cfg, self.variant = setup, setup.train, setup.variant
+        self.train_pairs, self.dev_pairs, self.label = train_pairs, dev_pairs, label
+        self.ranks, self.device = distributed.start(resolve_device(self.cfg.device))
+        self.log = console.log if self.ranks.is_main else (lambda *args, **kwargs: None)
+        self.last, self.best = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
+        torch.manual_seed(self.cfg.seed)
+        self.model = build_model(setup.src_vocab, setup.tgt_vocab, setup.model, self.variant).to(self.device)
+        self.optimiser = torch.optim.Adam(self.model.parameters(), lr=self.cfg.learning_rate)
+        if self.ranks.distributed:  # same initial weights everywhere, different dropout and latent noise per rank
+            torch.manual_seed(self.cfg.seed + self.ranks.rank)
+        self.run = self._resume()
+        self.trainer = distributed.wrap(self.model, self.ranks, self.device)
+        self.budget = self.cfg.max_minutes * 60.0
 
-    def epoch_batches(epoch: int) -> list[list[int]]:
+    def _resume(self) -> Run:
+        if not self.last.is_file():
+            return Run(max_minutes=self.cfg.max_minutes)
+        blob = torch.load(self.last, map_location=self.device, weights_only=False)
+        if blob["fingerprint"] != self.setup.fingerprint():
+            self.log(f"{self.last} is from other settings or data; starting afresh")
+            return Run(max_minutes=self.cfg.max_minutes)
+        run = Run(**blob["run"])
+        if run.epoch + (run.batch > 0) > self.cfg.epochs:
+            self.log(f"{self.last} has trained {run.epoch} epoch(s), more than train.epochs {self.cfg.epochs}; "
+                     "starting afresh")
+            return Run(max_minutes=self.cfg.max_minutes)
+        if self.cfg.max_minutes and run.train_seconds >= self.cfg.max_minutes * 60 and \
+                run.max_minutes != self.cfg.max_minutes:
+            self.log(f"{self.last} has trained {run.train_seconds / 60:.1f} min, more than train.max_minutes "
+                     f"{self.cfg.max_minutes:g}; starting afresh")
+            return Run(max_minutes=self.cfg.max_minutes)
+        self.model.load_state_dict(blob["model"])
+        self.optimiser.load_state_dict(blob["optimiser"])
+        states = blob["rng"]  # one per rank
+        if len(states) == self.ranks.world:
+            _set_rng_state(states[self.ranks.rank], self.device)
+        else:  # the same data and weights; only the noise streams cannot continue
+            torch.manual_seed(self.cfg.seed + 1000 * run.epoch + run.batch + self.ranks.rank)
+            self.log(f"{self.last} was written by {len(states)} process(es), this run has {self.ranks.world}: "
+                     "random streams restart")
+        self.log(f"resuming from {self.last} after epoch {run.epoch}, batch {run.batch} "
+                 f"({run.train_seconds / 60:.1f} min of training)")
+        run.max_minutes = self.cfg.max_minutes
+        return run
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
         # Every rank needs a share of every batch; a batch of fewer sentences than ranks (only
         # when max_tokens is below ranks × the longest sentence) is skipped by all of them.
-        return [b for b in buckets(train_pairs, cfg.max_tokens, seed=cfg.seed + epoch) if len(b) >= ranks.world]
+        return [b for b in buckets(self.train_pairs, self.cfg.max_tokens, seed=self.cfg.seed + epoch)
+                if len(b) >= self.ranks.world]
 
-    total_steps = len(epoch_batches(0)) * cfg.epochs
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False, disable=not ranks.is_main) as progress:
-        task = progress.add_task("train", total=total_steps, completed=run.step, status="")
-        while run.epoch < cfg.epochs:
-            epoch_start, tokens, sentences, grad_norm, spikes = time.perf_counter(), 0, 0, 0.0, 0
-            sums = {"loss": 0.0, "rec": 0.0, "kl_z": 0.0, "kl_a": 0.0}
-            progress.update(task, description=f"{variant.attention} epoch {run.epoch + 1}/{cfg.epochs}")
-            model.train()
-            for indices in epoch_batches(run.epoch):
-                mine = distributed.shard(indices, ranks)
-                batch = collate([train_pairs.src[i] for i in mine], [train_pairs.tgt[i] for i in mine]).to(device)
-                weight = kl_weight(run.step, cfg.kl)
-                tau = gumbel_temperature(run.step, variant.gumbel_tau0, variant.gumbel_tau_min, variant.gumbel_anneal_rate)
-                with _autocast(device, cfg.precision):
-                    terms = trainer(batch, sample=True, temperature=tau, word_dropout=cfg.word_dropout)
-                result = objective(terms, weight, variant.gamma_a, sentences=len(indices) / ranks.world)
-                # Each rank holds N·(its share's sum)/B: the mean over the N ranks is the batch mean.
-                *values, batch_tokens = distributed.sum_across(
-                    [result.loss.item(), result.rec, result.kl_z, result.kl_a, float(batch.tgt_mask.sum())], ranks,
-                    device)
-                loss, rec, kl_z, kl_a = (v / ranks.world for v in values)
-                if not math.isfinite(loss):
-                    raise TrainingDiverged(
-                        run.step, f"the loss became {loss} at step {run.step} (epoch {run.epoch + 1}): rec "
-                        f"{rec:.3g}, KL_z {kl_z:.3g}, KL_a {kl_a:.3g}, λ_KL {weight:.3g}, τ {tau:.3g}. "
-                        f"Training stopped; {_kept(last)}. Try a lower train.learning_rate "
-                        "or train.clip_norm, or a higher gumbel_tau_min."
-                    )
-                optimiser.zero_grad(set_to_none=True)
-                result.loss.backward()
-                grad_norm = max(grad_norm, float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)))
-                optimiser.step()
-                per_token = loss * len(indices) / batch_tokens  # per sentence would flag every long-sentence batch
-                ema = run.loss_ema
-                spikes += ema is not None and run.step >= SPIKE_WARMUP and per_token > SPIKE_FACTOR * ema
-                run.loss_ema = per_token if ema is None else 0.98 * ema + 0.02 * per_token
-                run.step += 1
-                tokens += int(batch_tokens)
-                sentences += len(indices)
-                for key, value in zip(sums, (loss, rec, kl_z, kl_a)):
-                    sums[key] += value * len(indices)
-                rate = tokens / (time.perf_counter() - epoch_start)
-                progress.update(task, advance=1, status=f"loss {loss:.2f} rec {rec:.2f} "
-                                f"KLz {kl_z:.2f} KLa {kl_a:.2f} λ {weight:.2f} {rate:,.0f} tok/s")
-            train_seconds = time.perf_counter() - epoch_start
-            dev = evaluate(model, dev_pairs, cfg.max_tokens, device, cfg.precision, ranks)
-            # The best epoch minimises the objective being trained, at its full λ_KL: the unweighted
-            # ELBO would prefer an early epoch of a model whose KL_a grows while its NLL falls.
-            dev["dev_loss"] = weighted(dev["dev_rec"], dev["dev_kl_z"], dev["dev_kl_a"], cfg.kl.max_weight,
-                                       variant.gamma_a)
-            if not math.isfinite(dev["dev_loss"]):
-                raise TrainingDiverged(run.step, f"the dev loss became {dev['dev_loss']} after epoch "
-                                       f"{run.epoch + 1}; training stopped; {_kept(last)}. Try a lower train.learning_rate.")
-            run.epoch += 1
-            row = {"epoch": run.epoch, "step": run.step, **{f"train_{k}": v / sentences for k, v in sums.items()},
-                   "train_loss_per_token": sums["loss"] / tokens,
-                   "kl_weight": weight, "temperature": tau, **dev, "grad_norm_max": grad_norm, "loss_spikes": spikes,
-                   "tokens_per_s": tokens / train_seconds,
-                   "epoch_seconds": train_seconds}
-            run.history.append(row)
-            log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            improved = dev["dev_loss"] < run.best_dev_loss
-            run.best_dev_loss = min(run.best_dev_loss, dev["dev_loss"])
-            rng = distributed.gather(_rng_state(device), ranks)  # a collective: every rank takes part
-            if ranks.is_main:
-                if improved:
-                    save_torch(best, {"setup": setup.as_dict(), "model": model.state_dict(), "epoch": run.epoch})
-                save_torch(last, {"fingerprint": setup.fingerprint(), "setup": setup.as_dict(),
-                                  "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                                  "run": dataclasses.asdict(run), "rng": rng})
-            distributed.barrier(ranks)  # the checkpoint is on disk before any rank goes on
-            if on_epoch_end is not None:
-                on_epoch_end(run)
-    best_model, _ = load_model(best, device)
+    def out_of_time(self) -> bool:
+        return bool(self.budget) and self.run.train_seconds >= self.budget
+
+    def _step(self, indices: list[int], totals: dict) -> str:
+        """One optimiser step on the batch `indices`; adds to `totals`; returns a progress status."""
+        run, ranks, device, cfg = self.run, self.ranks, self.device, self.cfg
+        mine = distributed.shard(indices, ranks)
+        batch = collate([self.train_pairs.src[i] for i in mine], [self.train_pairs.tgt[i] for i in mine]).to(device)
+        step_prices = prices(run.step, cfg, self.variant.gamma_a)
+        self.model.set_step(run.step)
+        batch_tokens = sum(len(self.train_pairs.tgt[i]) + 1 for i in indices)  # the whole batch's, on every rank
+        with _autocast(device, cfg.precision):
+            terms = self.trainer(batch, sample=True, word_dropout=cfg.word_dropout,
+                                 label_smoothing=cfg.label_smoothing)
+        # Each rank divides its share's sum by B/N: DDP's mean over the N ranks is the batch's mean.
+        result = objective(terms, step_prices, sentences=len(indices) / ranks.world)
+        loss, rec, kl_z, kl_a = (v / ranks.world for v in distributed.sum_across(
+            [result.loss.item(), result.rec, result.kl_z, result.kl_a], ranks, device))
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                run.step, f"{self.label}: the loss became {loss} at step {run.step} (epoch {run.epoch + 1}): rec "
+                f"{rec:.3g}, KL_z {kl_z:.3g}, KL_a {kl_a:.3g}, λ_KL {step_prices.kl_z:.3g}. Training stopped; "
+                f"{self._kept()}. Try a lower train.learning_rate or train.clip_norm, or a higher gumbel_tau_min.")
+        self.optimiser.zero_grad(set_to_none=True)
+        result.loss.backward()
+        totals["grad_norm"] = max(totals["grad_norm"],
+                                  float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)))
+        self.optimiser.step()
+        per_token = (rec + step_prices.kl_z * kl_z + step_prices.kl_a * kl_a) * len(indices) / batch_tokens
+        ema = run.loss_ema
+        totals["spikes"] += ema is not None and run.step >= SPIKE_WARMUP and per_token > SPIKE_FACTOR * ema
+        run.loss_ema = per_token if ema is None else 0.98 * ema + 0.02 * per_token
+        run.step += 1
+        totals["tokens"] += batch_tokens
+        totals["sentences"] += len(indices)
+        for key, value in zip(("loss", "rec", "kl_z", "kl_a"), (per_token * batch_tokens / len(indices), rec, kl_z, kl_a)):
+            totals[key] += value * len(indices)
+        return (f"loss/token {per_token:.2f} rec {rec:.1f} KLz {kl_z:.2f} KLa {kl_a:.2f} "
+                f"λ {step_prices.kl_z:.3f}")
+
+    def _kept(self) -> str:
+        return f"{self.last} still holds the last good checkpoint" if self.last.is_file() else \
+            "no checkpoint had been written, so nothing was saved"
+
+    def _end_segment(self, totals: dict, seconds: float, batches: int, weight: float) -> None:
+        """Dev evaluation, the history row, and the checkpoints, after an epoch or a budget stop."""
+        run, cfg = self.run, self.cfg
+        dev = evaluate(self.model, self.dev_pairs, cfg.max_tokens, self.device, cfg.precision,
+                       settled_prices(cfg, self.variant.gamma_a), self.ranks)
+        uniform = math.log(self.setup.tgt_vocab)
+        if not math.isfinite(dev["dev_loss"]) or dev["dev_nll_per_token"] > DIVERGED_FACTOR * uniform:
+            raise TrainingDiverged(
+                run.step, f"{self.label}: training diverged: after step {run.step} the dev loss is {dev['dev_loss']:.4g} "
+                f"(NLL {dev['dev_nll_per_token']:.3g} nats/token, a uniform guess is {uniform:.2f}); training stopped; "
+                f"{self._kept()}. Try a lower train.learning_rate.")
+        sentences, tokens = max(totals["sentences"], 1), max(totals["tokens"], 1)
+        row = {"epoch": run.epoch if run.batch == 0 else round(run.epoch + run.batch / batches, 3), "step": run.step,
+               "train_minutes": run.train_seconds / 60,
+               **{f"train_{k}": totals[k] / sentences for k in ("loss", "rec", "kl_z", "kl_a")},
+               "train_loss_per_token": totals["loss"] / tokens,
+               "kl_weight": weight, **self.model.decoder.attention.schedule_values(),
+               **dev,
+               "grad_norm_max": totals["grad_norm"], "loss_spikes": totals["spikes"],
+               "tokens_per_s": totals["tokens"] / max(seconds, 1e-9), "epoch_seconds": seconds}
+        run.history.append(row)
+        self.log(f"{self.label}: " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                             for k, v in row.items()) + self._eta(batches))
+        improved = dev["dev_loss"] < run.best_dev_loss
+        run.best_dev_loss = min(run.best_dev_loss, dev["dev_loss"])
+        rng = distributed.gather(_rng_state(self.device), self.ranks)  # a collective: every rank takes part
+        if self.ranks.is_main:
+            if improved:
+                save_torch(self.best, {"setup": self.setup.as_dict(), "model": self.model.state_dict(),
+                                       "epoch": row["epoch"]})
+            save_torch(self.last, {"fingerprint": self.setup.fingerprint(), "setup": self.setup.as_dict(),
+                                   "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
+                                   "run": dataclasses.asdict(run), "rng": rng})
+        distributed.barrier(self.ranks)  # the checkpoint is on disk before any rank goes on
+
+    def _eta(self, batches: int) -> str:
+        """Time left: by the budget, or by the steps left at the mean step time so far."""
+        run, cfg = self.run, self.cfg
+        if run.epoch >= cfg.epochs or self.out_of_time():
+            return " | done"
+        per_step = run.train_seconds / max(run.step, 1)
+        left = per_step * ((cfg.epochs - run.epoch) * batches - run.batch)
+        if self.budget:
+            left = min(left, self.budget - run.train_seconds)
+        return f" | about {left / 60:.1f} min of training left"
+
+    def fit(self, on_epoch_end: Callable[[Run], None] | None = None) -> Run:
+        run, cfg = self.run, self.cfg
+        batches_per_epoch = len(self.epoch_batches(0))
+        total = batches_per_epoch * cfg.epochs
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=False, disable=not self.ranks.is_main) as progress:
+            task = progress.add_task(self.label, total=total, completed=run.step, status="")
+            while run.epoch < cfg.epochs and not self.out_of_time():
+                progress.update(task, description=f"{self.label} epoch {run.epoch + 1}/{cfg.epochs}")
+                totals = dict.fromkeys(("loss", "rec", "kl_z", "kl_a", "grad_norm", "tokens", "sentences"), 0.0)
+                totals["spikes"] = 0
+                batches = self.epoch_batches(run.epoch)
+                segment_seconds = 0.0
+                self.model.train()
+                while run.batch < len(batches) and not self.out_of_time():
+                    start = time.perf_counter()
+                    status = self._step(batches[run.batch], totals)
+                    run.batch += 1
+                    elapsed = time.perf_counter() - start
+                    run.train_seconds += elapsed
+                    segment_seconds += elapsed
+                    progress.update(task, advance=1, status=f"{status} {totals['tokens'] / segment_seconds:,.0f} tok/s")
+                if run.batch == len(batches):
+                    run.epoch, run.batch = run.epoch + 1, 0
+                self._end_segment(totals, segment_seconds, len(batches), prices(max(run.step - 1, 0), cfg,
+                                                                                 self.variant.gamma_a).kl_z)
+                if on_epoch_end is not None:
+                    on_epoch_end(run)
+        return run
+
+
+def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Path,
+          on_epoch_end: Callable[[Run], None] | None = None, label: str = "") -> tuple[Seq2SeqVAE, Run]:
+    """Train (or resume) a variant for train.epochs or until train.max_minutes of training, whichever
+    comes first; returns the best model by the settled objective on dev, and the run's history.
+
+    checkpoint_dir/last.pt is rewritten atomically at the end of every epoch and at a budget stop;
+    checkpoint_dir/best.pt whenever the dev objective improves. A last.pt from the same setup and data
+    is resumed from, unless it has trained further than asked (then the run starts afresh). Under
+    torchrun every rank trains on its share of each batch (vae.distributed); rank 0 alone writes
+    checkpoints and shows progress.
+    """
+    trainer = Trainer(setup, train_pairs, dev_pairs, checkpoint_dir, label or setup.variant.attention)
+    run = trainer.fit(on_epoch_end)
+    best_model, _ = load_model(trainer.best, trainer.device)
     return best_model, run

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vae.model.attention import Attended
+from vae.model.attention import Attended, Attention
 
 
 @dataclass
@@ -29,19 +29,19 @@ class Decoder(nn.Module):
     """logits_j = W_o tanh(W_c [s_j; c_j; z]), s_j = LSTM([E y_{j-1}; z], s_{j-1})."""
 
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int, memory_size: int,
-                 z_dim: int, attention: nn.Module | None, dropout: float, pad_id: int = 0):
+                 z_dim: int, attention: Attention, dropout: float, pad_id: int = 0):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
         self.rnn = nn.LSTM(embedding_dim + z_dim, hidden_size, batch_first=True)
         self.attention = attention
-        context_size = memory_size if attention is not None else 0
-        self.combine = nn.Linear(hidden_size + context_size + z_dim, hidden_size)
+        self.combine = nn.Linear(hidden_size + attention.context_size + z_dim, hidden_size)
         self.out = nn.Linear(hidden_size, vocab_size)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, inputs: torch.Tensor, hidden, memory: Memory, sample: bool, temperature: float = 1.0,
-                select: torch.Tensor | None = None):
-        """inputs: (batch, steps) previous tokens. Returns (logits, hidden, attended).
+    def forward(self, inputs: torch.Tensor, hidden, memory: Memory, sample: bool, a_source: str = "posterior",
+                select: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple, Attended]:
+        """inputs: (batch, steps) previous tokens. Returns (logits, hidden, attended); `a_source`: see
+        vae.model.attention.
 
         `select` (batch, steps) bool keeps only those positions' logits, flattened to (n, vocab):
         training never pays the vocabulary projection for padding.
@@ -50,11 +50,8 @@ class Decoder(nn.Module):
         if memory.z is not None:
             embedded = torch.cat([embedded, memory.z[:, None, :].expand(-1, inputs.size(1), -1)], dim=-1)
         states, hidden = self.rnn(embedded, hidden)  # (batch, steps, hidden)
-        parts = [states]
-        attended = None
-        if self.attention is not None:
-            attended: Attended = self.attention(states, memory.states, memory.mask, sample, temperature)
-            parts.append(attended.context)
+        attended = self.attention(states, memory.states, memory.mask, sample, a_source)
+        parts = [states, attended.context]
         if memory.z is not None:
             parts.append(memory.z[:, None, :].expand(-1, inputs.size(1), -1))
         combined = torch.cat([p.to(states.dtype) for p in parts], dim=-1)

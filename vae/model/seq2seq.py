@@ -53,11 +53,15 @@ class Seq2SeqVAE(nn.Module):
         memory_size = self.encoder.output_size
         self.latent = SentenceLatent(memory_size, model.z_dim) if variant.latent_z else None
         z_dim = model.z_dim if variant.latent_z else 0
-        attention = build_attention(variant.attention, model.hidden_size, memory_size, variant)
+        attention = build_attention(model.hidden_size, memory_size, variant)
         self.decoder = Decoder(tgt_vocab, model.embedding_dim, model.hidden_size, memory_size, z_dim,
                                attention, model.dropout)
         # The decoder starts from z (the VAE) or from the source summary (the plain model).
         self.init_hidden = nn.Linear(z_dim if variant.latent_z else memory_size, model.hidden_size)
+        if model.init == "xavier":
+            initialise_xavier(self)
+        if model.tie_output:
+            self.decoder.out.weight = self.decoder.embed.weight
 
     def encode(self, src, src_lengths, sample: bool, z_source: str | torch.Tensor = "posterior"):
         """Returns the decoder's Memory, its initial LSTM state, and q(z|X) (None without z).
@@ -76,23 +80,47 @@ class Seq2SeqVAE(nn.Module):
         h0 = torch.tanh(self.init_hidden(z if z is not None else summary))[None]  # (1, batch, hidden)
         return Memory(states, src != PAD, z), (h0, torch.zeros_like(h0)), posterior
 
-    def forward(self, batch: Batch, sample: bool, temperature: float = 1.0, word_dropout: float = 0.0,
-                z_source: str = "posterior") -> Terms:
-        """Teacher-forced pass: the per-sentence terms of I = rec + λ·KL_z + γ·Σ_j KL_a_j."""
+    def set_step(self, step: int) -> None:
+        """The optimiser step about to be taken, for schedules the parts own (the Gumbel τ)."""
+        self.decoder.attention.set_step(step)
+
+    def forward(self, batch: Batch, sample: bool, word_dropout: float = 0.0, z_source: str = "posterior",
+                a_source: str = "posterior", label_smoothing: float = 0.0) -> Terms:
+        """Teacher-forced pass: the per-sentence terms of I = rec + λ·KL_z + γ·Σ_j KL_a_j.
+
+        With `label_smoothing` ε (training only), rec is the cross-entropy against (1 − ε)·one-hot + ε/V
+        instead of the NLL (Szegedy et al., 2016)."""
         memory, hidden, posterior = self.encode(batch.src, batch.src_lengths, sample, z_source)
         inputs = batch.tgt_in
         if word_dropout > 0:  # Bowman et al. (2016): hide some previous words so z must carry content
             drop = (torch.rand(inputs.shape, device=inputs.device) < word_dropout) & (inputs > 3)
             inputs = inputs.masked_fill(drop, 1)  # <unk>
         mask = batch.tgt_mask
-        logits, _, attended = self.decoder(inputs, hidden, memory, sample, temperature, select=mask)
-        token_nll = F.cross_entropy(logits.float(), batch.tgt_out[mask], reduction="none")
+        logits, _, attended = self.decoder(inputs, hidden, memory, sample, a_source, select=mask)
+        token_nll = F.cross_entropy(logits.float(), batch.tgt_out[mask], reduction="none", label_smoothing=label_smoothing)
         rec = torch.zeros(mask.shape, dtype=token_nll.dtype, device=mask.device)
         rec[mask] = token_nll
         zeros = rec.new_zeros(mask.size(0))
         kl_z = posterior.kl.float() if posterior is not None else zeros
-        kl_a = (attended.kl * mask).sum(1) if attended is not None else zeros
+        kl_a = (attended.kl * mask).sum(1)
         return Terms(rec=rec.sum(1), kl_z=kl_z, kl_a=kl_a, tokens=mask.sum(1))
+
+
+def initialise_xavier(model: nn.Module) -> None:
+    """Glorot-uniform weights (each LSTM gate's block on its own), zero biases, LSTM forget-gate bias 1,
+    as JoeyNMT initialises its recurrent models (Glorot & Bengio, 2010; Jozefowicz et al., 2015)."""
+    for name, param in model.named_parameters():
+        if "bias" in name:
+            nn.init.zeros_(param)
+            if "bias_ih" in name:  # gates i, f, g, o
+                param.data[param.size(0) // 4: param.size(0) // 2] = 1.0
+        elif name.startswith(("encoder.forward_rnn", "encoder.backward_rnn", "decoder.rnn")):
+            for gate in param.data.chunk(4, dim=0):
+                nn.init.xavier_uniform_(gate)
+        else:
+            nn.init.xavier_uniform_(param)
+    for embedding in (model.encoder.embed, model.decoder.embed):
+        embedding.weight.data[embedding.padding_idx].zero_()
 
 
 def build_model(src_vocab: int, tgt_vocab: int, model: ModelConfig, variant: VariantConfig) -> Seq2SeqVAE:

@@ -1,0 +1,158 @@
+"""BLEU against training minutes: how much translation quality a minute of training buys.
+
+Trains one variant under a configuration (params.yaml plus `-S key=value` overrides, as in
+`dvc exp run`) in segments of `--every` training minutes up to `--minutes`; after each segment
+(the run resumes from its checkpoint, so evaluation time is not training time) it measures dev
+BLEU by greedy search on the first `--dev-sentences` dev pairs, and at the end, with `--test`,
+test BLEU with beam 5 on the whole test split and the decoding speed. Points are merged into
+results/time_to_bleu.json (keyed by variant, config and minutes) and drawn in time_to_bleu.png.
+
+    PYTHONPATH=. python benchmarks/time_to_bleu.py --variant plain --config lr3e-3 -S train.learning_rate=0.003 \\
+        --minutes 16 --every 4 --test
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from vae.batching import Pairs
+from vae.checkpoint import resolve_device
+from vae.config import load_params
+from vae.data import read_lines
+from vae.io import write_json
+from vae.metrics import corpus_scores
+from vae.search import SearchSettings, translate_ids
+from vae.tokenizer import Tokenizers
+from vae.train import setup_for, train
+
+JOEYNMT = {"label": "JoeyNMT 2.3.0 RNN (same corpus, 2 CPU cores)", "train_minutes": 47, "dev_bleu_greedy": 18.4,
+           "dev_bleu_beam5": 20.9}
+
+
+def machine(device: torch.device, precision: str) -> str:
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}, {precision}"
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {precision}"
+
+
+def bleu(model, pairs: Pairs, references: list[str], tokenizers: Tokenizers, beam: int, max_tokens: int, device):
+    start = time.perf_counter()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=False):
+        ids = translate_ids(model, [s.tolist() for s in pairs.src], SearchSettings(beam_size=beam), max_tokens, device)
+    seconds = time.perf_counter() - start
+    return corpus_scores(tokenizers.tgt.decode(ids), references[: len(pairs)]), len(pairs) / seconds
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variant", default="plain")
+    p.add_argument("--config", required=True, help="a name for the overrides, e.g. 'default' or 'lr3e-3'")
+    p.add_argument("-S", dest="overrides", action="append", default=[], help="section.key=value, as dvc exp run -S")
+    p.add_argument("--minutes", type=float, default=16.0)
+    p.add_argument("--every", type=float, default=4.0, help="training minutes between dev BLEU measurements")
+    p.add_argument("--epochs", type=int, default=0,
+                   help="N > 0: measure after each of N epochs instead (equal updates, whatever the machine's load)")
+    p.add_argument("--dev-sentences", type=int, default=500)
+    p.add_argument("--test", action="store_true", help="beam-5 BLEU on the whole test split at the end")
+    p.add_argument("--data", default="data")
+    p.add_argument("--checkpoints", default="checkpoints/time_to_bleu")
+    p.add_argument("--out", default="results/time_to_bleu.json")
+    args = p.parse_args()
+
+    params = load_params("params.yaml", args.overrides)
+    data = Path(args.data)
+    cfg = params.train
+    train_pairs = Pairs.load(data / "encoded" / "train.pt", cfg.max_pairs)
+    dev_pairs = Pairs.load(data / "encoded" / "dev.pt")
+    dev_sample = dev_pairs.head(args.dev_sentences)
+    dev_refs = read_lines(data / "prepared" / "dev.tgt")
+    tokenizers = Tokenizers.load(data / "tokenizer")
+    device = resolve_device(cfg.device)
+    checkpoints = Path(args.checkpoints) / args.config / args.variant
+    points = []
+    marks = [round(args.every * k, 3) for k in range(1, int(args.minutes / args.every + 1e-9) + 1)]
+    if not marks or marks[-1] < args.minutes:
+        marks.append(args.minutes)
+    limits = [dict(epochs=e, max_minutes=0.0) for e in range(1, args.epochs + 1)] if args.epochs else \
+        [dict(max_minutes=minutes) for minutes in marks]
+    for limit in limits:
+        budget = dataclasses.replace(cfg, **limit)
+        setup = setup_for(params.model, params.variants[args.variant], budget, data, train_pairs)
+        model, run = train(setup, train_pairs, dev_pairs, checkpoints, label=f"{args.variant}/{args.config}")
+        last = run.history[-1]
+        scores, _ = bleu(model, dev_sample, dev_refs, tokenizers, 1, params.decode.max_tokens, device)
+        point = {"variant": args.variant, "config": args.config, "overrides": args.overrides,
+                 "train_minutes": round(run.train_seconds / 60, 2), "steps": run.step, "epochs": last["epoch"],
+                 "dev_nll_per_token": last["dev_nll_per_token"], "dev_ppl": last["dev_ppl"],
+                 "dev_bleu": scores["bleu"], "dev_sentences": len(dev_sample), "test_bleu": None,
+                 "tokens_per_s": sum(r["tokens_per_s"] * r["epoch_seconds"] for r in run.history) / run.train_seconds,
+                 "machine": machine(device, cfg.precision)}
+        print(json.dumps(point), flush=True)
+        points.append(point)
+        if run.epoch >= cfg.epochs and not args.epochs:
+            break
+    decode = None
+    if args.test:
+        test = Pairs.load(data / "encoded" / "test.pt")
+        scores, speed = bleu(model, test, read_lines(data / "prepared" / "test.tgt"), tokenizers, 5,
+                             params.decode.max_tokens, device)
+        points[-1] |= {"test_bleu": scores["bleu"], "test_bleu_signature": scores["bleu_signature"],
+                       "test_sentences": len(test)}
+        decode = {"beam5_sentences_per_s": round(speed, 1), "model": f"{args.variant}/{args.config}",
+                  "sentences": len(test), "machine": machine(device, "fp32")}
+        print(json.dumps(points[-1] | {"decode": decode}), flush=True)
+    merge(Path(args.out), points, decode)
+
+
+def merge(path: Path, points: list[dict], decode: dict | None) -> None:
+    """Add `points` to the JSON at `path`, replacing earlier points of the same (variant, config, minutes)."""
+    old = json.loads(path.read_text()) if path.is_file() else {"points": [], "decode": None}
+    keys = {(q["variant"], q["config"]) for q in points}
+    kept = [q for q in old["points"] if (q["variant"], q["config"]) not in keys]
+    write_json(path, {"peer": JOEYNMT, "points": kept + points, "decode": decode or old.get("decode")})
+    plot(path)
+
+
+def plot(path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = json.loads(path.read_text())
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    lines: dict[tuple, list] = {}
+    for q in results["points"]:
+        lines.setdefault((q["variant"], q["config"]), []).append(q)
+    for (variant, config), qs in sorted(lines.items()):
+        qs.sort(key=lambda q: q["train_minutes"])
+        (line,) = ax.plot([q["train_minutes"] for q in qs], [q["dev_bleu"] for q in qs], marker="o",
+                          label=f"{variant} / {config}")
+        tests = [q for q in qs if q.get("test_bleu") is not None]
+        if tests:
+            ax.scatter([q["train_minutes"] for q in tests], [q["test_bleu"] for q in tests], marker="*", s=120,
+                       color=line.get_color())
+    peer = results["peer"]
+    ax.scatter([peer["train_minutes"]], [peer["dev_bleu_beam5"]], marker="X", s=120, color="black",
+               label=f"{peer['label']}: dev, beam 5")
+    ax.scatter([peer["train_minutes"]], [peer["dev_bleu_greedy"]], marker="x", s=80, color="black",
+               label="… greedy")
+    ax.set_xlabel("training minutes")
+    ax.set_ylabel("BLEU (dots: dev greedy; stars: test beam 5)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".png"), dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()

@@ -24,7 +24,7 @@ from vae.batching import Pairs, iterate
 from vae.config import VariantConfig, load_params
 from vae.model import build_model
 from vae.objective import Prices, objective
-from vae.tokenizer import PAD
+from vae.symbols import PAD
 
 
 class ReferenceSeq2Seq(nn.Module):

@@ -7,7 +7,7 @@ from vae import cli
 from vae.data import read_lines
 from vae.io import write_json, write_text
 from vae.metrics import corpus_scores, paired_bootstrap
-from vae.report import results_table
+from vae.report import headline, results_table
 
 
 def main(args, params):
@@ -26,6 +26,8 @@ def main(args, params):
                                                       params.evaluate.bootstrap_samples)
     metrics = {"test_sentences": len(references), "variants": scores, "bootstrap": significance}
     write_json(args.metrics, metrics)
+    for name, row in headline(metrics).items():
+        write_json(Path(args.headline) / f"{name}.json", row)
     write_text(args.table, results_table(metrics, params))
     cli.console.print(Path(args.table).read_text())
 
@@ -37,5 +39,6 @@ if __name__ == "__main__":
     p.add_argument("--diagnosed", default="results/diagnose")
     p.add_argument("--references", default="data/prepared/test.tgt")
     p.add_argument("--metrics", default="results/metrics.json")
+    p.add_argument("--headline", default="results/headline", help="one small file per variant: `dvc metrics show`")
     p.add_argument("--table", default="results/RESULTS.md")
     cli.run(main, p)

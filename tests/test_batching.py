@@ -9,7 +9,8 @@ import torch
 
 from vae import UserError
 from vae.batching import Pairs, buckets, collate, iterate
-from vae.tokenizer import BOS, EOS, PAD, pack
+from vae.batching import pack
+from vae.symbols import BOS, EOS, PAD
 
 MAX_TOKENS = 64
 

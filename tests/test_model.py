@@ -14,10 +14,11 @@ import yaml
 from conftest import REPO, random_pairs
 from vae.batching import collate
 from vae.config import ModelConfig, VariantConfig, parse
-from vae.model import Batch, build_model
+from vae.batching import Batch
+from vae.model import build_model
 from vae.model.encoder import Encoder, reverse_within_length
 from vae.objective import Prices, objective
-from vae.tokenizer import PAD
+from vae.symbols import PAD
 
 VOCAB = 30
 TINY = ModelConfig(embedding_dim=16, hidden_size=16, z_dim=8, dropout=0.1)

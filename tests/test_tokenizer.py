@@ -13,7 +13,8 @@ from conftest import LEXICON, synthetic_pairs, write_pair_files
 from stages import tokenize as tokenize_stage
 from vae.config import Params, TokenizeConfig
 from vae.data import SPLITS
-from vae.tokenizer import BOS, EOS, PAD, UNK, Tokenizers, encode_split, pack, train_model, unpack, write_models
+from vae.batching import pack, unpack
+from vae.tokenizer import BOS, EOS, PAD, UNK, Tokenizers, encode_split, train_model, write_models
 
 # A made-up word spelt with letters the synthetic corpus already uses, so a model that saw it
 # often would learn it as one piece, while one that never saw it must spell it out.

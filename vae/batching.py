@@ -12,8 +12,36 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from vae import UserError
-from vae.model import Batch
-from vae.tokenizer import BOS, EOS, PAD, unpack
+from vae.symbols import BOS, EOS, PAD
+
+
+def pack(sequences: list[list[int]]) -> dict[str, torch.Tensor]:
+    """Ragged id lists as one flat int32 tensor plus offsets: compact and fast to load."""
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.int64)
+    offsets = torch.zeros(len(sequences) + 1, dtype=torch.int64)
+    offsets[1:] = torch.cumsum(lengths, 0)
+    flat = torch.tensor([i for s in sequences for i in s], dtype=torch.int32)
+    return {"ids": flat, "offsets": offsets}
+
+
+def unpack(packed: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    offsets = packed["offsets"].tolist()
+    return [packed["ids"][a:b].long() for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+@dataclass
+class Batch:
+    src: torch.Tensor  # (batch, src_len) ids, PAD-padded
+    src_lengths: torch.Tensor  # (batch,)
+    tgt_in: torch.Tensor  # (batch, tgt_len): <s> y_1 … y_n
+    tgt_out: torch.Tensor  # (batch, tgt_len): y_1 … y_n </s>
+
+    def to(self, device) -> "Batch":
+        return Batch(*(t.to(device, non_blocking=True) for t in (self.src, self.src_lengths, self.tgt_in, self.tgt_out)))
+
+    @property
+    def tgt_mask(self) -> torch.Tensor:
+        return self.tgt_out != PAD
 
 
 @dataclass

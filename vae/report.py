@@ -49,6 +49,23 @@ def results_table(metrics: dict, params: Params) -> str:
     return "\n".join(notes)
 
 
+def headline(metrics: dict) -> dict[str, dict]:
+    """Per variant, the few numbers `dvc metrics show` prints (the rest is in results/metrics.json):
+    test BLEU and chrF, dev KL_z and KL_a per token, and the test NLL lost with z = 0 or a at its prior."""
+    rows = {}
+    for name, score in metrics["variants"].items():
+        latent = score["latent"]
+        rows[name] = {"bleu": score["bleu"], "chrf": score["chrf"],
+                      "kl_z": round(score["train"]["dev_kl_z_per_token"], 4),
+                      "kl_a": round(score["train"]["dev_kl_a_per_token"], 4),
+                      "dnll_z0": _rounded_delta(latent, "nll_z_zero"), "dnll_a_prior": _rounded_delta(latent, "nll_a_prior")}
+    return rows
+
+
+def _rounded_delta(latent: dict, key: str) -> float | None:
+    return round(latent[key] - latent["nll_per_token"], 4) if key in latent else None
+
+
 BYPASS_RATIO = 0.25  # (i): attention's ΔNLL(z=0) below a quarter of the no-attention VAE's
 KEEPS_Z_RATIO = 2.0  # (ii): a latent attention's ΔNLL(z=0) at least twice ordinary attention's
 A_IN_USE = 0.1  # nats per token of KL_a: a latent attention whose a has not collapsed onto its prior

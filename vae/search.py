@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from vae.batching import collate
 from vae.config import DecodeConfig
 from vae.model import Seq2SeqVAE
-from vae.tokenizer import BOS, EOS, PAD
+from vae.symbols import BOS, EOS, PAD
 
 
 @dataclass(frozen=True)

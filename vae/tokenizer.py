@@ -17,7 +17,10 @@ from vae import UserError
 from vae.config import TokenizeConfig
 from vae.io import atomic_path, save_torch
 
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
+from vae.batching import pack
+from vae.symbols import BOS, EOS, PAD, UNK
+
+__all__ = ["BOS", "EOS", "PAD", "UNK", "Tokenizers", "encode_split", "train_model", "write_models"]
 
 
 def train_model(sentences: list[str], cfg: TokenizeConfig, threads: int = 2) -> bytes:
@@ -72,20 +75,6 @@ def write_models(train_pairs: list[tuple[str, str]], cfg: TokenizeConfig, out_di
     for side, blob in models.items():
         with atomic_path(out_dir / f"{side}.model") as tmp:
             tmp.write_bytes(blob)
-
-
-def pack(sequences: list[list[int]]) -> dict[str, torch.Tensor]:
-    """Ragged id lists as one flat int32 tensor plus offsets: compact and fast to load."""
-    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.int64)
-    offsets = torch.zeros(len(sequences) + 1, dtype=torch.int64)
-    offsets[1:] = torch.cumsum(lengths, 0)
-    flat = torch.tensor([i for s in sequences for i in s], dtype=torch.int32)
-    return {"ids": flat, "offsets": offsets}
-
-
-def unpack(packed: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-    offsets = packed["offsets"].tolist()
-    return [packed["ids"][a:b].long() for a, b in zip(offsets[:-1], offsets[1:])]
 
 
 def encode_split(pairs: list[tuple[str, str]], tokenizers: Tokenizers, path: Path) -> dict[str, float]:

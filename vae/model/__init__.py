@@ -1,5 +1,5 @@
 """Model parts: encoder, sentence latent, attentions (deterministic and latent), decoder, the seq2seq."""
 
-from vae.model.seq2seq import Batch, Seq2SeqVAE, Terms, build_model
+from vae.model.seq2seq import Seq2SeqVAE, Terms, build_model
 
-__all__ = ["Batch", "Seq2SeqVAE", "Terms", "build_model"]
+__all__ = ["Seq2SeqVAE", "Terms", "build_model"]

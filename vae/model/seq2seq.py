@@ -17,22 +17,8 @@ from vae.model.attention import build_attention
 from vae.model.decoder import Decoder, Memory
 from vae.model.encoder import Encoder
 from vae.model.latent import SentenceLatent
-from vae.tokenizer import PAD
-
-
-@dataclass
-class Batch:
-    src: torch.Tensor  # (batch, src_len) ids, PAD-padded
-    src_lengths: torch.Tensor  # (batch,)
-    tgt_in: torch.Tensor  # (batch, tgt_len): <s> y_1 … y_n
-    tgt_out: torch.Tensor  # (batch, tgt_len): y_1 … y_n </s>
-
-    def to(self, device) -> "Batch":
-        return Batch(*(t.to(device, non_blocking=True) for t in (self.src, self.src_lengths, self.tgt_in, self.tgt_out)))
-
-    @property
-    def tgt_mask(self) -> torch.Tensor:
-        return self.tgt_out != PAD
+from vae.batching import Batch
+from vae.symbols import PAD
 
 
 @dataclass

@@ -51,8 +51,19 @@ def closure(module: str) -> set[str]:
     return {str(p.relative_to(REPO)) for p in seen}
 
 
+class StrictLoader(yaml.SafeLoader):
+    """YAML that refuses a repeated key, as DVC does (PyYAML would keep the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        repeated = {k for k in keys if keys.count(k) > 1}
+        if repeated:
+            raise yaml.constructor.ConstructorError(None, None, f"repeated keys {sorted(repeated)}", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def stages() -> dict[str, dict]:
-    raw = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    raw = yaml.load((REPO / "dvc.yaml").read_text(encoding="utf-8"), Loader=StrictLoader)["stages"]
     return {name: entry.get("do", entry) for name, entry in raw.items()}
 
 

@@ -6,9 +6,8 @@ import torch
 
 from vae import cli
 from vae.batching import Pairs
-from vae.diagnostics import latent_traversal, posterior_moments
-from vae.figures import (attention_entropy, attention_maps, entropy_histogram, kl_per_dimension, posterior_pca,
-                         sigma_per_component, teacher_forced_attention)
+from vae.diagnostics import attention_entropy, latent_traversal, posterior_moments, teacher_forced_attention
+from vae.figures import attention_maps, entropy_histogram, kl_per_dimension, posterior_pca, sigma_per_component
 from vae.io import write_text
 from vae.report import traversal_table
 from vae.search import SearchSettings

@@ -33,7 +33,7 @@ def main(args, params):
     with atomic_path(Path(args.models) / f"{args.variant}.pt") as tmp:
         shutil.copyfile(checkpoints / "best.pt", tmp)
 
-    best = min(run.history, key=lambda row: row["dev_loss"])
+    best = run.kept()
     metrics = {"best_epoch": best["epoch"], **{k: v for k, v in best.items() if k.startswith("dev_")},
                "epochs": run.history[-1]["epoch"], "steps": run.step,
                "train_minutes": run.train_seconds / 60, "max_minutes": cfg.max_minutes,

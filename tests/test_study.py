@@ -6,7 +6,8 @@ import torch
 
 from vae.batching import Pairs
 from vae.report import study_table
-from vae.study import gamma_rows, kept_epoch, temperature_rows, uniform_entropy
+from vae.study import gamma_rows, temperature_rows, uniform_entropy
+from vae.train import Run
 
 
 def run(name, attention="gumbel", gamma=0.05, tau0=1.0, tau_min=1.0, rate=0.0, diverged=None):
@@ -44,4 +45,4 @@ def test_the_kept_epoch_is_the_lowest_trained_objective_not_the_lowest_nll():
     history = [{"epoch": 1, "dev_loss": 5.0, "dev_nll_per_token": 4.0},
                {"epoch": 2, "dev_loss": 4.5, "dev_nll_per_token": 4.2},
                {"epoch": 3, "dev_loss": 4.5, "dev_nll_per_token": 4.1}]
-    assert kept_epoch(history)["epoch"] == 2
+    assert Run(history=history).kept()["epoch"] == 2

@@ -80,6 +80,24 @@ def latent_traversal(model: Seq2SeqVAE, source: torch.Tensor, mu: torch.Tensor, 
     return rows
 
 
+@torch.no_grad()
+def teacher_forced_attention(model: Seq2SeqVAE, pairs: Pairs, device):
+    """Attention weights (batch, tgt_len, src_len) with z and a at their means, the Gaussian a's
+    log σ² (batch, tgt_len, memory) or None, and the target mask (batch, tgt_len)."""
+    model.eval()
+    batch = collate(pairs.src, pairs.tgt).to(device)
+    memory, hidden, _ = model.encode(batch.src, batch.src_lengths, sample=False)
+    _, _, attended = model.decoder(batch.tgt_in, hidden, memory, sample=False)
+    logvar = attended.logvar.float().cpu() if attended.logvar is not None else None
+    return attended.weights.float().cpu(), logvar, batch.tgt_mask.cpu()
+
+
+def attention_entropy(weights: torch.Tensor, tgt_mask: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of each real step's attention distribution, flattened."""
+    entropy = -(weights * weights.clamp_min(1e-12).log()).sum(-1)  # (batch, tgt_len)
+    return entropy[tgt_mask]
+
+
 def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
     """Number of dimensions whose posterior mean varies across sentences: Var_x(E_q[z_d|x]) ≥ threshold."""
     return int((mu.var(dim=0) >= threshold).sum())

@@ -9,22 +9,8 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from vae.batching import Pairs, collate  # noqa: E402
-from vae.model import Seq2SeqVAE  # noqa: E402
 from vae.io import atomic_path  # noqa: E402
 from vae.model.latent import gaussian_kl  # noqa: E402
-
-
-@torch.no_grad()
-def teacher_forced_attention(model: Seq2SeqVAE, pairs: Pairs, device):
-    """Attention weights (batch, tgt_len, src_len) with z and a at their means, the Gaussian a's
-    log σ² (batch, tgt_len, memory) or None, and the target mask (batch, tgt_len)."""
-    model.eval()
-    batch = collate(pairs.src, pairs.tgt).to(device)
-    memory, hidden, _ = model.encode(batch.src, batch.src_lengths, sample=False)
-    _, _, attended = model.decoder(batch.tgt_in, hidden, memory, sample=False)
-    logvar = attended.logvar.float().cpu() if attended.logvar is not None else None
-    return attended.weights.float().cpu(), logvar, batch.tgt_mask.cpu()
 
 
 def attention_maps(maps: dict[str, torch.Tensor], src_pieces: list[list[str]], tgt_pieces: list[list[str]], path) -> None:
@@ -82,12 +68,6 @@ def posterior_pca(means: dict[str, torch.Tensor], lengths: torch.Tensor, path) -
     axes[0].set_ylabel("PC 2")
     fig.colorbar(points, ax=axes.tolist(), label="source length (subwords)")
     _save(fig, path)
-
-
-def attention_entropy(weights: torch.Tensor, tgt_mask: torch.Tensor) -> torch.Tensor:
-    """Entropy (nats) of each real step's attention distribution, flattened."""
-    entropy = -(weights * weights.clamp_min(1e-12).log()).sum(-1)  # (batch, tgt_len)
-    return entropy[tgt_mask]
 
 
 def entropy_histogram(entropies: dict[str, torch.Tensor], path) -> None:

@@ -13,8 +13,7 @@ import torch
 
 from vae.batching import Pairs
 from vae.config import Params
-from vae.diagnostics import nll_per_token
-from vae.figures import attention_entropy, teacher_forced_attention
+from vae.diagnostics import attention_entropy, nll_per_token, teacher_forced_attention
 from vae.metrics import corpus_scores
 from vae.search import SearchSettings, translate_ids
 from vae.tokenizer import Tokenizers
@@ -47,7 +46,7 @@ def run_study(params: Params, name: str, data: Path, checkpoints: Path, referenc
         weights, _, mask = teacher_forced_attention(model, chunk, device)  # Gumbel: the categorical α itself
         entropies.append(attention_entropy(weights, mask))
     history = run.history
-    selected = kept_epoch(history)
+    selected = run.kept()
     metrics = {**settings, "diverged_at_step": None,
                **corpus_scores(tokenizers.tgt.decode(hypotheses), references[: len(test)]),
                "test_sentences": len(test), "nll_per_token": measured["nll"],
@@ -59,12 +58,6 @@ def run_study(params: Params, name: str, data: Path, checkpoints: Path, referenc
                "best_epoch": selected["epoch"], "dev_nll_per_token": selected["dev_nll_per_token"],
                "mean_epoch_seconds": sum(row["epoch_seconds"] for row in history) / len(history)}
     return metrics, history
-
-
-def kept_epoch(history: list[dict]) -> dict:
-    """The epoch whose weights train() returned: the lowest dev_loss, the earliest on a tie
-    (train() replaces its best checkpoint only on a strict improvement)."""
-    return min(history, key=lambda row: row["dev_loss"])
 
 
 def uniform_entropy(pairs: Pairs) -> float:

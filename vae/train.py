@@ -97,6 +97,11 @@ class Run:
     loss_ema: float | None = None  # running mean of the step loss per target token, for spike counts
     history: list[dict] = field(default_factory=list)
 
+    def kept(self) -> dict:
+        """The history row whose weights best.pt holds: the lowest dev_loss, the earliest on a tie
+        (best.pt is replaced only on a strict improvement)."""
+        return min(self.history, key=lambda row: row["dev_loss"])
+
 
 def evaluate(model: Seq2SeqVAE, pairs: Pairs, max_tokens: int, device, precision: str, settled: Prices,
              ranks: Ranks = Ranks()) -> dict:

@@ -43,10 +43,10 @@ def machine(device: torch.device, precision: str) -> str:
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {precision}"
 
 
-def bleu(model, pairs: Pairs, references: list[str], tokenizers: Tokenizers, beam: int, max_tokens: int, device):
+def bleu(model, pairs: Pairs, references: list[str], tokenizers: Tokenizers, settings: SearchSettings,
+         max_tokens: int, device):
     start = time.perf_counter()
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=False):
-        ids = translate_ids(model, [s.tolist() for s in pairs.src], SearchSettings(beam_size=beam), max_tokens, device)
+    ids = translate_ids(model, [s.tolist() for s in pairs.src], settings, max_tokens, device)
     seconds = time.perf_counter() - start
     return corpus_scores(tokenizers.tgt.decode(ids), references[: len(pairs)]), len(pairs) / seconds
 
@@ -88,7 +88,8 @@ def main() -> None:
         setup = setup_for(params.model, params.variants[args.variant], budget, data, train_pairs)
         model, run = train(setup, train_pairs, dev_pairs, checkpoints, label=f"{args.variant}/{args.config}")
         last = run.history[-1]
-        scores, _ = bleu(model, dev_sample, dev_refs, tokenizers, 1, params.decode.max_tokens, device)
+        scores, _ = bleu(model, dev_sample, dev_refs, tokenizers, SearchSettings.from_config(params.decode, beam_size=1),
+                         params.decode.max_tokens, device)
         point = {"variant": args.variant, "config": args.config, "overrides": args.overrides,
                  "train_minutes": round(run.train_seconds / 60, 2), "steps": run.step, "epochs": last["epoch"],
                  "dev_nll_per_token": last["dev_nll_per_token"], "dev_ppl": last["dev_ppl"],
@@ -102,12 +103,12 @@ def main() -> None:
     decode = None
     if args.test:
         test = Pairs.load(data / "encoded" / "test.pt")
-        scores, speed = bleu(model, test, read_lines(data / "prepared" / "test.tgt"), tokenizers, 5,
-                             params.decode.max_tokens, device)
+        scores, speed = bleu(model, test, read_lines(data / "prepared" / "test.tgt"), tokenizers,
+                             SearchSettings.from_config(params.decode, beam_size=5), params.decode.max_tokens, device)
         points[-1] |= {"test_bleu": scores["bleu"], "test_bleu_signature": scores["bleu_signature"],
                        "test_sentences": len(test)}
         decode = {"beam5_sentences_per_s": round(speed, 1), "model": f"{args.variant}/{args.config}",
-                  "sentences": len(test), "machine": machine(device, "fp32")}
+                  "sentences": len(test), "machine": machine(device, params.decode.precision)}
         print(json.dumps(points[-1] | {"decode": decode}), flush=True)
     merge(Path(args.out), points, decode)
 

@@ -24,7 +24,8 @@ def main(args, params):
     out = Path(args.out)
     write_lines(out / f"{args.variant}.txt", tokenizers.tgt.decode(hypotheses))
     write_json(out / f"{args.variant}.json", {"sentences": len(hypotheses), "seconds": seconds,
-                                               "sentences_per_s": len(hypotheses) / seconds, "device": str(device)})
+                                               "sentences_per_s": len(hypotheses) / seconds, "device": str(device),
+                                               "precision": cfg.precision, "beam_size": cfg.beam_size})
     cli.console.print(f"decode {args.variant}: {len(hypotheses)} sentences in {seconds:.1f}s on {device}")
 
 

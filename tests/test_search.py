@@ -53,3 +53,42 @@ def test_a_given_z_replaces_the_sentence_latent(model):
         beam_search(model, batch.src, batch.src_lengths, SearchSettings(beam_size=2, max_length_slack=3, z_source="zero"))
     far = beam_search(model, batch.src, batch.src_lengths, settings, z=torch.full((len(src), 4), 30.0))
     assert far != beam_search(model, batch.src, batch.src_lengths, settings, z=zero)
+
+
+def test_bf16_search_decodes_under_autocast(model, monkeypatch):
+    """precision bf16 runs the decoder's products in bf16 (the scores stay fp32) and still returns ids."""
+    seen = []
+    real = torch.nn.functional.linear
+
+    def spy(x, weight, bias=None):
+        out = real(x, weight, bias)
+        seen.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "linear", spy)
+    src = sources()
+    hypotheses = translate_ids(model, src, SearchSettings(beam_size=2, max_length_slack=3, precision="bf16"))
+    assert len(hypotheses) == len(src) and any(hypotheses)
+    assert torch.bfloat16 in seen
+    seen.clear()
+    translate_ids(model, src, SearchSettings(beam_size=2, max_length_slack=3))
+    assert seen and torch.bfloat16 not in seen
+
+
+def test_sampled_search_uses_the_gumbel_temperature_the_model_was_trained_at(model, monkeypatch):
+    """The τ buffer of a Gumbel model (saved with its weights) reaches the sampler during search."""
+    import vae.model.attention as attention_module
+
+    if not model.decoder.attention.latent:
+        pytest.skip("deterministic attention has nothing to sample")
+    model.decoder.attention.temperature.fill_(0.37)
+    temperatures = []
+    real = attention_module.gumbel_softmax
+
+    def spy(log_probs, temperature, hard):
+        temperatures.append(float(temperature))
+        return real(log_probs, temperature, hard)
+
+    monkeypatch.setattr(attention_module, "gumbel_softmax", spy)
+    translate_ids(model, sources(), SearchSettings(beam_size=1, max_length_slack=3, sample=True))
+    assert temperatures and all(t == pytest.approx(0.37) for t in temperatures)

@@ -161,6 +161,7 @@ class DecodeConfig:
     max_sentences: int = field(default=0, metadata=_range(0))  # 0: the whole test split
     max_tokens: int = field(default=6000, metadata=_range(1))  # source tokens × beam per batch
     device: str = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matrix products (the output layer dominates)
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,13 @@ class SearchSettings:
     max_length_slack: int = 10
     sample: bool = False  # draw z and a from q(·|X) instead of taking their means
     z_source: str = "posterior"  # or "mean", "zero", "prior": see Seq2SeqVAE.encode
+    precision: str = "fp32"  # "bf16": autocast the matrix products; scores are summed in fp32 either way
 
     @classmethod
     def from_config(cls, cfg: DecodeConfig, **overrides) -> "SearchSettings":
         return cls(**{"beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty,
-                      "max_length_ratio": cfg.max_length_ratio, "max_length_slack": cfg.max_length_slack, **overrides})
+                      "max_length_ratio": cfg.max_length_ratio, "max_length_slack": cfg.max_length_slack,
+                      "precision": cfg.precision, **overrides})
 
 
 def _repeat(x: torch.Tensor, k: int, dim: int = 0) -> torch.Tensor:
@@ -100,8 +102,11 @@ def translate_ids(model: Seq2SeqVAE, sources: list[list[int]], settings: SearchS
         chunks.append(current)
     results: list[list[int]] = [[] for _ in sources]
     no_target = torch.zeros(0, dtype=torch.long)
+    device = torch.device(device)
     for chunk in chunks:
         batch = collate([torch.tensor(sources[i], dtype=torch.long) for i in chunk], [no_target] * len(chunk))
-        for i, hyp in zip(chunk, beam_search(model, batch.src.to(device), batch.src_lengths.to(device), settings)):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
+            hypotheses = beam_search(model, batch.src.to(device), batch.src_lengths.to(device), settings)
+        for i, hyp in zip(chunk, hypotheses):
             results[i] = hyp
     return results

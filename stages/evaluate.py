@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from vae import cli
+from vae import UserError, cli
 from vae.data import read_lines
 from vae.io import write_json, write_text
 from vae.metrics import corpus_scores, paired_bootstrap
@@ -12,6 +12,9 @@ from vae.report import headline, results_table
 
 def main(args, params):
     variants = list(params.variants)
+    unknown = [b for b in params.evaluate.baselines if b not in variants]
+    if unknown:
+        raise UserError(f"'evaluate.baselines': {unknown} are not variants; known: {', '.join(variants)}")
     hypotheses = {name: read_lines(Path(args.decoded) / f"{name}.txt") for name in variants}
     references = read_lines(Path(args.references))[: len(next(iter(hypotheses.values())))]
     scores = {name: corpus_scores(hyps, references) for name, hyps in hypotheses.items()}

@@ -192,3 +192,12 @@ def test_study_run_name_with_a_dot_is_refused(tmp_path):
                                    "study": {"runs": {"tau-0.1": {"base": "gumbel"}}}})
     with pytest.raises(ConfigError, match=r"'study\.runs\.tau-0\.1': .*0p1"):
         load_params(path)
+
+
+def test_a_dotless_exponent_is_a_number(tmp_path):
+    path = tmp_path / "hand.yaml"
+    path.write_text("train:\n  learning_rate: 1e-3\n", encoding="utf-8")  # YAML 1.1 reads this as a string
+    assert load_params(path).train.learning_rate == 0.001
+    path.write_text("train:\n  learning_rate: fast\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"'train\.learning_rate' must be a finite number, got 'fast'"):
+        load_params(path)

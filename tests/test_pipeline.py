@@ -263,6 +263,7 @@ def test_queued_experiments_run_in_parallel_and_are_collected(project):
         "tau-0p5": TINY_MODEL["study"]["runs"]["tau-0p5"]}}})
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["variants"] = {k: params["variants"][k] for k in ("none", "gumbel")}
+    params["evaluate"]["baselines"] = ["none"]
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
     sh(root, "git", "commit", "-q", "-am", "two variants", env_=e)
 

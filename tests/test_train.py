@@ -185,6 +185,20 @@ def test_run_trained_further_than_asked_starts_afresh(tmp_path):
     assert budgeted.step == 1  # 1 epoch took longer than the new budget: afresh, one step
 
 
+def test_damaged_checkpoint_is_a_clear_error_and_stale_temporaries_go(tmp_path):
+    setup = make_setup("deterministic", epochs=1)
+    train(setup, TRAIN, DEV, tmp_path)
+    (tmp_path / ".last.pt.abc123.tmp").write_bytes(b"half a checkpoint")  # a kill during a save
+    data = (tmp_path / "last.pt").read_bytes()
+    (tmp_path / "last.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match=r"last\.pt cannot be read .* delete it to start this run afresh"):
+        train(setup, TRAIN, DEV, tmp_path)
+    assert not list(tmp_path.glob(".*.tmp"))
+    (tmp_path / "last.pt").unlink()
+    _, run = train(setup, TRAIN, DEV, tmp_path)
+    assert run.epoch == 1
+
+
 def test_changed_data_is_not_resumed(tmp_path):
     setup = make_setup("deterministic", epochs=1)
     train(setup, TRAIN, DEV, tmp_path)

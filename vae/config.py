@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,12 +226,23 @@ class Params:
         return []
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """YAML with 1.2's floats, as DVC reads params.yaml: `1e-3` is a number (PyYAML's 1.1 rules need
+    `1.0e-3` and would hand the training a string)."""
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*)?\.?\d*[eE][-+]?\d+$|^[-+]?(?:\d[\d_]*)?\.\d+$|^[-+]?\d[\d_]*\.\d*$"),
+    list("-+0123456789."))
+
+
 def load_params(path: str | Path = "params.yaml", overrides: list[str] = ()) -> Params:
     """Read and validate params.yaml, with `dvc exp run -S`-style overrides ("train.epochs=2", the value
     read as YAML) applied first; raise ConfigError naming the offending key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=ParamsLoader) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such parameters file") from None
     except yaml.YAMLError as err:
@@ -248,7 +260,7 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] = ()) -> 
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {override!r}: '{part}' is not a section")
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = yaml.load(value, Loader=ParamsLoader)
     return parse(Params, raw, "")
 
 

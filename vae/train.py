@@ -159,9 +159,16 @@ class Trainer:
         self.budget = self.cfg.max_minutes * 60.0
 
     def _resume(self) -> Run:
+        if self.ranks.is_main:  # a kill during a save leaves its temporary file (vae.io.atomic_path) behind
+            for stale in self.last.parent.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
         if not self.last.is_file():
             return Run(max_minutes=self.cfg.max_minutes)
-        blob = torch.load(self.last, map_location=self.device, weights_only=False)
+        try:
+            blob = torch.load(self.last, map_location=self.device, weights_only=False)
+        except Exception as err:  # truncated or not a checkpoint: never train over it silently
+            raise UserError(f"{self.last} cannot be read ({type(err).__name__}: {str(err)[:120]}); delete it "
+                            "to start this run afresh") from None
         if blob["fingerprint"] != self.setup.fingerprint():
             self.log(f"{self.last} is from other settings or data; starting afresh")
             return Run(max_minutes=self.cfg.max_minutes)

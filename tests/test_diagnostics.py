@@ -50,7 +50,7 @@ def test_collect_groups_experiments_that_differ_only_in_seed():
         params = {"train": {"seed": seed, "learning_rate": lr, "processes": processes}}
         return {"rev": name * 8, "name": name, "error": None, "data": {
             "params": {"params.yaml": {"data": params}},
-            "metrics": {"results/metrics.json": {"data": {"variants": {"gumbel": {"bleu": bleu}}}}}}}
+            "metrics": {"results/headline/gumbel.json": {"data": {"bleu": bleu, "chrf": 1.0}}}}}
 
     base = exp("base", 1, 0.001, 20.0)
     base["experiments"] = [{"revs": [exp("a", 2, 0.001, 22.0, processes=2)]}, {"revs": [exp("b", 3, 0.001, 24.0)]},

@@ -20,23 +20,25 @@ def flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def _runs(entries: list[dict], metrics_file: str) -> list[dict]:
+def _runs(entries: list[dict], headline: str) -> list[dict]:
     out = []
     for entry in entries:
         for row in [entry] + [e["revs"][0] for e in entry.get("experiments") or []]:
             data = row.get("data") or {}
-            metrics = (data.get("metrics") or {}).get(metrics_file, {}).get("data")
-            if row["rev"] == "workspace" or row.get("error") or not metrics:
+            bleu = {path.rsplit("/", 1)[-1].removesuffix(".json"): (metric.get("data") or {}).get("bleu")
+                    for path, metric in (data.get("metrics") or {}).items() if path.startswith(headline + "/")}
+            bleu = {v: b for v, b in bleu.items() if b is not None}
+            if row["rev"] == "workspace" or row.get("error") or not bleu:
                 continue  # the workspace repeats a commit or an applied experiment
             params = flatten((data.get("params") or {}).get("params.yaml", {}).get("data", {}))
-            out.append({"name": row.get("name") or row["rev"][:7], "rev": row["rev"], "params": params,
-                        "bleu": {v: s["bleu"] for v, s in metrics.get("variants", {}).items()}})
+            out.append({"name": row.get("name") or row["rev"][:7], "rev": row["rev"], "params": params, "bleu": bleu})
     return out
 
 
-def collect(exp_show: list[dict], metrics_file: str = "results/metrics.json") -> dict:
-    """Every finished run with its metrics, and groups of runs equal in all settings but the seed."""
-    runs = _runs(exp_show, metrics_file)
+def collect(exp_show: list[dict], headline: str = "results/headline") -> dict:
+    """Every finished run with its BLEU per variant (the evaluate stage's headline metrics), and groups of
+    runs equal in all settings but the seed."""
+    runs = _runs(exp_show, headline)
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
         key = tuple(sorted((k, repr(v)) for k, v in run["params"].items() if k not in NOT_A_SETTING))

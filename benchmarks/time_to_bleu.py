@@ -83,9 +83,9 @@ def main() -> None:
         marks.append(args.minutes)
     limits = [dict(epochs=e, max_minutes=0.0) for e in range(1, args.epochs + 1)] if args.epochs else \
         [dict(max_minutes=minutes) for minutes in marks]
+    setup = setup_for(params.model, params.variants[args.variant], cfg, data, train_pairs)  # hashes the data once
     for limit in limits:
-        budget = dataclasses.replace(cfg, **limit)
-        setup = setup_for(params.model, params.variants[args.variant], budget, data, train_pairs)
+        setup = dataclasses.replace(setup, train=dataclasses.replace(cfg, **limit))
         model, run = train(setup, train_pairs, dev_pairs, checkpoints, label=f"{args.variant}/{args.config}")
         last = run.history[-1]
         scores, _ = bleu(model, dev_sample, dev_refs, tokenizers, SearchSettings.from_config(params.decode, beam_size=1),

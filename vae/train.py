@@ -230,14 +230,15 @@ class Trainer:
         totals["grad_norm"] = max(totals["grad_norm"],
                                   float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)))
         self.optimiser.step()
-        per_token = (rec + step_prices.kl_z * kl_z + step_prices.kl_a * kl_a) * len(indices) / batch_tokens
+        per_sentence_loss = rec + step_prices.kl_z * kl_z + step_prices.kl_a * kl_a  # logged in one unit, whatever the pricing
+        per_token = per_sentence_loss * len(indices) / batch_tokens
         ema = run.loss_ema
         totals["spikes"] += ema is not None and run.step >= SPIKE_WARMUP and per_token > SPIKE_FACTOR * ema
         run.loss_ema = per_token if ema is None else 0.98 * ema + 0.02 * per_token
         run.step += 1
         totals["tokens"] += batch_tokens
         totals["sentences"] += len(indices)
-        for key, value in zip(("loss", "rec", "kl_z", "kl_a"), (per_token * batch_tokens / len(indices), rec, kl_z, kl_a)):
+        for key, value in zip(("loss", "rec", "kl_z", "kl_a"), (per_sentence_loss, rec, kl_z, kl_a)):
             totals[key] += value * len(indices)
         return (f"loss/token {per_token:.2f} rec {rec:.1f} KLz {kl_z:.2f} KLa {kl_a:.2f} "
                 f"λ {step_prices.kl_z:.3f}")

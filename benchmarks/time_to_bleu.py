@@ -62,12 +62,13 @@ def main() -> None:
                    help="N > 0: measure after each of N epochs instead (equal updates, whatever the machine's load)")
     p.add_argument("--dev-sentences", type=int, default=500)
     p.add_argument("--test", action="store_true", help="beam-5 BLEU on the whole test split at the end")
+    p.add_argument("--params", default="params.yaml")
     p.add_argument("--data", default="data")
     p.add_argument("--checkpoints", default="checkpoints/time_to_bleu")
     p.add_argument("--out", default="results/time_to_bleu.json")
     args = p.parse_args()
 
-    params = load_params("params.yaml", args.overrides)
+    params = load_params(args.params, args.overrides)
     data = Path(args.data)
     cfg = params.train
     train_pairs = Pairs.load(data / "encoded" / "train.pt", cfg.max_pairs)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The price map on a lent GPU machine (no DVC there): every point of params.yaml's `price_map`
 # grid trained at once on the one GPU by the same stage commands as dvc.yaml, then the report.
-# Usage: OUT=<dir> TRAIN_MINUTES=<m> bash benchmarks/gpu_price_map.sh
+# Usage: OUT=<dir> TRAIN_MINUTES=<m> bash benchmarks/gpu_price_map.sh  (it rewrites params.yaml: run it in a copy,
+# as the lent machine's checkout is)
 # TRAIN_MINUTES caps each point's training (train.max_minutes) so that the grid fits a lease;
 # the map's README then says how many updates each point got. POINT_SECONDS ends a point that
 # would outlast the lease (it is then missing from the map).

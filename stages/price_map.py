@@ -6,7 +6,8 @@ from pathlib import Path
 from vae import UserError, cli
 from vae.data import read_lines
 from vae.io import write_json
-from vae.price_map import point_name, run_point
+from vae.price_map import point_name
+from vae.price_point import run_point
 
 
 def main(args, params):

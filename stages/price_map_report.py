@@ -1,16 +1,17 @@
 """price_map_report: the price map's table (results/price_map/README.md) and heat maps
-(results/price_map/<variant>.png) from its points."""
+(results/price_map/maps/<variant>.png) from the points of the grid in params.yaml."""
 
 import json
 from pathlib import Path
 
 from vae import UserError, cli
 from vae.io import atomic_dir, write_text
-from vae.price_map import heat_maps, markdown
+from vae.price_map import current, heat_maps, markdown
 
 
 def main(args, params):
-    points = [json.loads(path.read_text()) for path in sorted(Path(args.points).glob("*.json"))]
+    points = current([json.loads(path.read_text()) for path in sorted(Path(args.points).glob("*.json"))],
+                     params.price_map)
     if not points:
         raise UserError(f"no price-map points in {args.points}: run `dvc repro price_map_report`")
     out = Path(args.out)

@@ -16,7 +16,9 @@ import yaml
 from conftest import REPO, make_bundled, real_pairs, run_stage
 from vae.config import ConfigError, load_params
 from vae.objective import kl_weight
-from vae.price_map import both_in_use, markdown, point_name, priced, share_through_z
+from vae.price_map import both_in_use, markdown, point_name, share_through_z
+from vae.price_point import priced
+import torch
 
 
 def params_file(tmp_path: Path, sections: dict) -> Path:
@@ -39,6 +41,7 @@ def test_the_repository_grid_spans_at_least_four_by_four():
     ({"variants": ["gaussian", "gumbel_"]}, "price_map.variants"),
     ({"variants": ["deterministic"]}, "price_map.variants"),
     ({"reference": "gumbel"}, "price_map.reference"),
+    ({"reference": "plain"}, "price_map.reference"),  # no z to price
     ({"kl_z_prices": [0.1, 0.1]}, "price_map.kl_z_prices"),
     ({"kl_a_prices": [-1.0, 0.5]}, "price_map.kl_a_prices"),
     ({"kl_a_prices": ["cheap"]}, "price_map.kl_a_prices[0]"),
@@ -57,8 +60,9 @@ def test_a_point_changes_the_two_prices_and_the_budget_only():
     assert (cfg.pricing.unit, cfg.pricing.kl_a_weight) == ("sentence", "constant")  # the map's unit, whatever train says
     assert [kl_weight(step, cfg.kl) for step in (0, 10, 100_000)] == [0.25] * 3  # the stated price at every step
     budget = params.price_map
+    assert cfg.label_smoothing == 0.0  # the reconstruction priced 1 per nat
     assert cfg == dataclasses.replace(params.train, max_pairs=budget.max_pairs, epochs=budget.epochs, kl=cfg.kl,
-                                      pricing=cfg.pricing)
+                                      pricing=cfg.pricing, label_smoothing=0.0)
     reference, _ = priced(params, budget.reference, 1.0, None)
     assert reference == params.variants[budget.reference]
 
@@ -67,7 +71,7 @@ def test_point_names_are_the_files_dvc_yaml_writes():
     dvc = Path(sys.executable).parent / "dvc"
     listing = subprocess.run([str(dvc), "stage", "list"], cwd=REPO, capture_output=True, text=True, timeout=120,
                              check=True).stdout
-    written = set(re.findall(r"^price_map\S*\s+Outputs results/price_map/points/(\S+)\.json$", listing, re.M))
+    written = set(re.findall(r"^price_map\S*\s+Outputs results/price_map/points/(\S+)\.json", listing, re.M))
     grid = load_params(REPO / "params.yaml").price_map
     expected = {point_name(v, z, a) for v in grid.variants for z in grid.kl_z_prices for a in grid.kl_a_prices}
     expected |= {point_name(grid.reference, z, None) for z in grid.kl_z_prices}
@@ -110,7 +114,7 @@ def workspace(tmp_path_factory) -> Path:
         "train": {"max_tokens": 400, "device": "cpu", "precision": "fp32"},
         "decode": {"max_length_slack": 3},
         "evaluate": {"bootstrap_samples": 50},
-        "price_map": {"kl_z_prices": [0.25, 1.0], "kl_a_prices": [0.05], "max_pairs": 0, "epochs": 1,
+        "price_map": {"variants": ["gumbel"], "kl_z_prices": [0.25, 1.0], "kl_a_prices": [0.05], "max_pairs": 0, "epochs": 1,
                       "test_sentences": 20},
     })
     for stage in ("download", "prepare", "tokenize"):
@@ -130,12 +134,16 @@ def test_a_point_and_the_report_end_to_end(workspace):
     assert gumbel["delta_nll_a_prior"] is not None and gumbel["delta_nll_z_zero"] is not None
     assert reference["delta_nll_a_prior"] is None and reference["kl_a_price"] is None
     assert "bs:50" in gumbel["bleu_signature"]
+    trained = torch.load(workspace / "checkpoints/price_map/gumbel-z0.25-a0.05/last.pt", weights_only=False)["setup"]
+    assert trained["variant"]["gamma_a"] == 0.05 and trained["train"]["kl"]["schedule"] == "constant"
+    assert trained["train"]["pricing"] == {"unit": "sentence", "kl_a_weight": "constant"}
 
     result = run_stage("price_map_report", cwd=workspace)
     assert result.returncode == 0, result.stderr
     table = (workspace / "results/price_map/README.md").read_text()
     assert "| `gumbel` | 0.25 | 0.05 |" in table and "| `deterministic` | 0.25 | – |" in table
     assert (workspace / "results/price_map/maps/gumbel.png").stat().st_size > 0
+    assert "Not yet run (2): `gumbel-z1.0-a0.05`, `deterministic-z1.0`" in table
 
 
 def test_a_point_outside_the_grid_is_refused(workspace):
@@ -147,7 +155,8 @@ def test_a_point_outside_the_grid_is_refused(workspace):
 
 def test_a_diverged_point_is_a_row_not_a_crash():
     params = load_params(REPO / "params.yaml")
-    rows = markdown([{"variant": "gumbel", "kl_z_price": 1.0, "kl_a_price": 0.05, "diverged_at_step": 7}], params)
+    rows = markdown([{"name": "gumbel-z1.0-a0.05", "variant": "gumbel", "kl_z_price": 1.0, "kl_a_price": 0.05,
+                      "diverged_at_step": 7}], params)
     line = next(row for row in rows.splitlines() if row.startswith("| `gumbel`"))
     header = next(row for row in rows.splitlines() if row.startswith("| variant"))
     assert "diverged at step 7" in line and line.count("|") == header.count("|")

@@ -201,12 +201,13 @@ class PriceMapConfig:
 
     One run per (latent-attention variant, λ, γ) and one per (reference variant, λ), at this
     budget. Both prices are in nats of the objective per nat of KL, the reconstruction priced 1
-    per nat (the `sentence` unit with a constant γ; vae.price_map), so the two axes compare.
+    per nat (the `sentence` unit, constant λ and γ, no label smoothing; vae.price_point), so the two
+    axes compare.
     """
 
     variants: tuple[str, ...] = ()  # latent-attention variants, mapped over both prices
     reference: str = ""  # a variant without a latent attention, mapped over λ alone
-    kl_z_prices: tuple[float, ...] = (0.01, 0.05, 0.25, 1.0)  # λ_KL, the warm-up's end value
+    kl_z_prices: tuple[float, ...] = (0.01, 0.05, 0.25, 1.0)  # λ_KL, constant from step 0
     kl_a_prices: tuple[float, ...] = (0.005, 0.05, 0.25, 1.0)  # γ_a, from step 0
     max_pairs: int = field(default=20_000, metadata=_range(0))
     epochs: int = field(default=3, metadata=_range(1))
@@ -251,6 +252,8 @@ class Params:
             wanted = key == "price_map.variants"  # the map's variants have an a to price; the reference has none
             if (self.variants[name].attention in ("gaussian", "gumbel")) != wanted:
                 return [(key, f"{name!r} must {'' if wanted else 'not '}have a latent attention (gaussian or gumbel)")]
+            if not self.variants[name].latent_z:
+                return [(key, f"{name!r} has no z (latent_z: false): the map prices KL_z")]
         for name in self.study.runs:
             if "." in name:
                 return [(f"study.runs.{name}", "a run name must not contain '.' (DVC reads it as nesting); "

@@ -1,10 +1,9 @@
 """The price map: where a VAE with a latent attention puts the source's information as KL_z and
-KL(a) get dearer.
+KL(a) get dearer — its grid's points, and reading them (the table, the heat maps).
 
-A point trains one variant with the objective rec + λ·KL_z + γ·Σ_j KL(a_j), summed per sentence
-(vae.objective's `sentence` unit; λ and γ constant from step 0), so λ and γ are both
-nats of objective per nat of information and the two axes of the map compare: λ = γ means a nat
-through z costs what a nat through a costs. A reference variant without a latent attention
+Each point (trained by vae.price_point) prices a nat of KL_z at λ and a nat of Σ_j KL(a_j) at γ
+against a reconstruction priced 1 per nat, so the two axes compare: λ = γ means a nat through z
+costs what a nat through a costs. A reference variant without a latent attention
 (`deterministic`) is mapped over λ alone. At each point: KL_z and KL_a per target token, how much
 the decoder relies on each latent (ΔNLL when z = 0, when a is at its prior's mean), active units,
 BLEU with its bootstrap CI, and the dev NLL.
@@ -16,18 +15,11 @@ unit prices KL_z at λ·T ≈ 0.047 × 24 ≈ 1.1 and KL(a) at 0.1 × 0.047 ≈ 
 
 from __future__ import annotations
 
-import dataclasses
+
 from pathlib import Path
 
-from vae.batching import Pairs
-from vae.config import KLScheduleConfig, Params, PricingConfig, TrainConfig, VariantConfig
-from vae.diagnostics import active_units, nll_per_token, posterior_moments
-from vae.metrics import bleu_with_ci
+from vae.config import Params
 from vae.report import A_IN_USE, KEEPS_Z_RATIO
-from vae.search import SearchSettings, translate_ids
-from vae.tokenizer import Tokenizers
-from vae.checkpoint import resolve_device
-from vae.train import TrainingDiverged, setup_for, train
 
 
 def point_name(variant: str, kl_z: float, kl_a: float | None) -> str:
@@ -36,58 +28,16 @@ def point_name(variant: str, kl_z: float, kl_a: float | None) -> str:
     return f"{variant}-z{float(kl_z)}" + ("" if kl_a is None else f"-a{float(kl_a)}")
 
 
-def priced(params: Params, variant: str, kl_z: float, kl_a: float | None) -> tuple[VariantConfig, TrainConfig]:
-    """The variant and training settings of one point: the map's budget and the two prices."""
-    cfg, budget = params.train, params.price_map
-    chosen = params.variants[variant]
-    if kl_a is not None:
-        chosen = dataclasses.replace(chosen, gamma_a=kl_a)
-    # λ constant from step 0: a warm-up longer than the map's short runs would leave a point
-    # trained below its stated price (the root run's 1,500 warm-up steps exceed a 20k-pair epoch)
-    kl = KLScheduleConfig(schedule="constant", max_weight=kl_z)
-    return chosen, dataclasses.replace(cfg, max_pairs=budget.max_pairs, epochs=budget.epochs, kl=kl,
-                                       pricing=PricingConfig())
+def grid_names(budget) -> list[str]:
+    """Every point of the grid in params.yaml's `price_map`, by name."""
+    names = [point_name(v, z, a) for v in budget.variants for z in budget.kl_z_prices for a in budget.kl_a_prices]
+    return names + [point_name(budget.reference, z, None) for z in budget.kl_z_prices]
 
 
-def run_point(params: Params, variant: str, kl_z: float, kl_a: float | None, data: Path, checkpoints: Path,
-              references: list[str]) -> dict:
-    """Train one point (resuming from `checkpoints`) and measure it; a diverged run is a result."""
-    chosen, cfg = priced(params, variant, kl_z, kl_a)
-    train_pairs = Pairs.load(data / "encoded" / "train.pt", cfg.max_pairs)
-    point = {"name": point_name(variant, kl_z, kl_a), "variant": variant, "attention": chosen.attention,
-             "kl_z_price": kl_z, "kl_a_price": kl_a, "train_pairs": len(train_pairs), "epochs": cfg.epochs}
-    setup = setup_for(params.model, chosen, cfg, data, train_pairs)
-    try:
-        model, run = train(setup, train_pairs, Pairs.load(data / "encoded" / "dev.pt"), checkpoints,
-                           label=f"price map {point['name']}")
-    except TrainingDiverged as err:
-        return point | {"diverged_at_step": err.step, "error": str(err)}
-    test = Pairs.load(data / "encoded" / "test.pt", params.price_map.test_sentences)
-    measured = measure(model, test, references[: len(test)], Tokenizers.load(data / "tokenizer"), params,
-                       resolve_device(cfg.device))
-    return point | {"diverged_at_step": None, "steps": run.step, "train_minutes": round(run.train_seconds / 60, 2),
-                    "kl_weight": run.history[-1]["kl_weight"], "dev_nll_per_token": run.kept()["dev_nll_per_token"]} | measured
-
-
-def measure(model, test: Pairs, references: list[str], tokenizers: Tokenizers, params: Params, device) -> dict:
-    """KLs, the two ablations, active units and BLEU ± CI of one trained model on `test`."""
-    decode = params.decode
-
-    def nll(**kwargs) -> dict:
-        return nll_per_token(model, test, decode.max_tokens, device, **kwargs)
-
-    means = nll()
-    out = {"test_sentences": len(test), "nll_per_token": means["nll"], "kl_z_per_token": means["kl_z"],
-           "kl_a_per_token": means["kl_a"], "delta_nll_z_zero": None, "delta_nll_a_prior": None}
-    if model.latent is not None:
-        mu, _ = posterior_moments(model, test, decode.max_tokens, device)
-        out |= {"delta_nll_z_zero": nll(z_source="zero")["nll"] - means["nll"], "active_units": active_units(mu),
-                "z_dim": mu.size(1)}
-    if model.decoder.attention.latent:
-        out["delta_nll_a_prior"] = nll(a_source="prior")["nll"] - means["nll"]
-    hypotheses = translate_ids(model, [s.tolist() for s in test.src], SearchSettings.from_config(decode),
-                               decode.max_tokens, device)
-    return out | bleu_with_ci(tokenizers.tgt.decode(hypotheses), references, params.evaluate.bootstrap_samples)
+def current(points: list[dict], budget) -> list[dict]:
+    """The points of the current grid: a point file left from an earlier grid is not part of the map."""
+    names = set(grid_names(budget))
+    return [p for p in points if p["name"] in names]
 
 
 Z_IN_USE = 0.01  # nats per token: a latent whose removal costs less carries nothing measurable
@@ -131,12 +81,14 @@ def markdown(points: list[dict], params: Params) -> str:
     header = ["variant", "λ (KL_z)", "γ (KL_a)", "KL_z/token", "KL_a/token", "ΔNLL z=0", "ΔNLL a→prior",
               "share via z", "active units", "BLEU", "95% CI", "dev NLL/token", "claim holds"]
     steps = sorted(p["steps"] for p in points if p.get("diverged_at_step") is None)
-    stop = f" or {params.train.max_minutes:g} training minutes, whichever came first" if params.train.max_minutes else ""
+    minutes = max((p.get("max_minutes") or 0.0 for p in points), default=0.0)
+    stop = f" or {minutes:g} training minutes, whichever came first" if minutes else ""
     trained = f" ({steps[0]:,}–{steps[-1]:,} updates)" if steps else ""
+    beams = sorted({p["beam_size"] for p in points if "beam_size" in p})
     lines = ["# The price map", "",
              f"Budget per point: {budget.max_pairs or 'all'} training pairs, {budget.epochs} epoch(s){stop}{trained}; "
-             f"the first {budget.test_sentences} test pairs, beam {params.decode.beam_size}. Prices are nats of objective per nat of "
-             "KL, the reconstruction summed per sentence (vae/price_map.py). 'claim holds': z used at least "
+             f"the first {budget.test_sentences} test pairs, beam {'/'.join(map(str, beams)) or '?'}. Prices are nats of objective per nat of "
+             "KL, the reconstruction the true NLL summed per sentence (vae/price_point.py). 'claim holds': z used at least "
              f"{KEEPS_Z_RATIO:g}× as much as `{budget.reference}` at the same λ and ΔNLL(z=0) ≥ {Z_IN_USE}, KL_a ≥ {A_IN_USE}, BLEU within "
              f"`{budget.reference}`'s CI or above.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -146,7 +98,8 @@ def markdown(points: list[dict], params: Params) -> str:
                          f"{p['diverged_at_step']} |" + " |" * (len(header) - 4))
             continue
         units = f"{p['active_units']}/{p['z_dim']}" if "active_units" in p else "–"
-        holds = "yes" if both_in_use(p, refs.get(p["kl_z_price"])) else ("–" if p["kl_a_price"] is None else "no")
+        reference = refs.get(p["kl_z_price"])
+        holds = "–" if p["kl_a_price"] is None or reference is None else ("yes" if both_in_use(p, reference) else "no")
         lines.append("| " + " | ".join([
             f"`{p['variant']}`", f"{p['kl_z_price']:g}", "–" if p["kl_a_price"] is None else f"{p['kl_a_price']:g}",
             _fmt(p["kl_z_per_token"], 3), _fmt(p["kl_a_per_token"], 3), _fmt(p["delta_nll_z_zero"], 3),
@@ -155,6 +108,9 @@ def markdown(points: list[dict], params: Params) -> str:
     signature = next((p["bleu_signature"] for p in points if "bleu_signature" in p), None)
     if signature:
         lines += ["", f"BLEU signature: `{signature}`"]
+    absent = [name for name in grid_names(budget) if name not in {p["name"] for p in points}]
+    if absent:
+        lines += ["", f"Not yet run ({len(absent)}): " + ", ".join(f"`{n}`" for n in absent)]
     return "\n".join(lines) + "\n"
 
 

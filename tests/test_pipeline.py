@@ -133,6 +133,7 @@ TINY_MODEL = {
     "model": {"embedding_dim": 16, "hidden_size": 16, "z_dim": 4, "dropout": 0.0},
     # Pinned rather than inherited, so that the regression values do not move with params.yaml's scale.
     "train": {"epochs": 2, "max_tokens": 600, "device": "cpu", "precision": "fp32", "learning_rate": 0.001,
+              "label_smoothing": 0.0,
               "kl": {"schedule": "linear", "max_weight": 0.05, "warmup_steps": 5000, "cycle_steps": 10000, "ratio": 0.5}},
     "decode": {"max_sentences": 20, "beam_size": 2, "device": "cpu"},
     "evaluate": {"bootstrap_samples": 50},
@@ -141,7 +142,10 @@ TINY_MODEL = {
         "tau-0p5": {"base": "gumbel", "gumbel_tau0": 0.5, "gumbel_tau_min": 0.5},
         "tau-annealed": {"base": "gumbel", "gumbel_tau0": 2.0, "gumbel_tau_min": 0.1, "gumbel_anneal_rate": 0.1},
         "gamma-gaussian-0p2": {"base": "gaussian", "gamma_a": 0.2}}},
+    "price_map": {"variants": ["gumbel"], "reference": "deterministic", "kl_z_prices": [0.05], "kl_a_prices": [0.05],
+                  "max_pairs": 100, "epochs": 1, "test_sentences": 10},
 }
+PRICE_MAP_STAGES = {"price_map@gumbel-0.05-0.05", "price_map_reference@0.05", "price_map_report"}
 
 
 def stages_run(output: str) -> set[str]:
@@ -158,7 +162,7 @@ def test_full_pipeline_trains_decodes_and_reruns_only_what_changed(project):
     first = sh(root, "dvc", "repro", env_=e)
     studies = list(TINY_MODEL["study"]["runs"])
     expected = {"download", "prepare", "tokenize", "figures", "evaluate", "report"} | {
-        f"{s}@{v}" for s in ("train", "decode", "diagnose") for v in variants} | {f"study@{r}" for r in studies}
+        f"{s}@{v}" for s in ("train", "decode", "diagnose") for v in variants} | {f"study@{r}" for r in studies} | PRICE_MAP_STAGES
     assert stages_run(first.stdout + first.stderr) == expected, first.stdout + first.stderr
     metrics = json.loads((root / "results/metrics.json").read_text())
     assert set(metrics["variants"]) == set(variants)
@@ -199,8 +203,10 @@ def test_full_pipeline_trains_decodes_and_reruns_only_what_changed(project):
                                                      "gumbel": {"attention": "gumbel", "gumbel_tau0": 0.5}}})
     changed = sh(root, "dvc", "repro", env_=e)
     assert stages_run(changed.stdout + changed.stderr) == {"train@gumbel", "decode@gumbel", "diagnose@gumbel",
-                                                           "figures", "evaluate", "report"} | {
+                                                           "figures", "evaluate", "report",
+                                                           "price_map@gumbel-0.05-0.05", "price_map_report"} | {
         f"study@{r}" for r in studies if TINY_MODEL["study"]["runs"][r]["base"] == "gumbel"}, changed.stdout
+    assert (root / "results/price_map/maps/gumbel.png").stat().st_size > 1000
     for figure in ("attention_maps", "attention_entropy", "z_kl_per_dimension", "z_pca", "sigma_a_gaussian"):
         assert (root / f"results/figures/{figure}.png").stat().st_size > 1000, figure
     plots = sh(root, "dvc", "plots", "show", "--json", env_=e)
@@ -265,6 +271,7 @@ def test_queued_experiments_run_in_parallel_and_are_collected(project):
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["variants"] = {k: params["variants"][k] for k in ("none", "gumbel")}
     params["evaluate"]["baselines"] = ["none"]
+    params["price_map"]["reference"] = "none"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
     sh(root, "git", "commit", "-q", "-am", "two variants", env_=e)
     # The data stages once, committed: two workers that both run `download` at the same moment race on

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -82,22 +82,28 @@ def collate(src: list[torch.Tensor], tgt: list[torch.Tensor]) -> Batch:
     )
 
 
-def buckets(pairs: Pairs, max_tokens: int, seed: int | None) -> list[list[int]]:
-    """Index lists of batches. With a seed: lengths jittered and batch order shuffled;
-    without: sorted by length (for evaluation)."""
-    rng = random.Random(seed)
-    jitter = (lambda: rng.random()) if seed is not None else (lambda: 0.0)
-    order = sorted(range(len(pairs)), key=lambda i: (len(pairs.tgt[i]) + jitter(), len(pairs.src[i])))
+def fill(order: list[int], cost: Callable[[int], int], max_tokens: int) -> list[list[int]]:
+    """Cut `order` into consecutive batches whose padded size, the largest `cost` in the batch
+    times its number of items, stays within `max_tokens` (a single item may exceed it)."""
     batches, current, longest = [], [], 0
     for i in order:
-        length = len(pairs.tgt[i]) + 1
-        if current and max(longest, length) * (len(current) + 1) > max_tokens:
+        if current and max(longest, cost(i)) * (len(current) + 1) > max_tokens:
             batches.append(current)
             current, longest = [], 0
         current.append(i)
-        longest = max(longest, length)
+        longest = max(longest, cost(i))
     if current:
         batches.append(current)
+    return batches
+
+
+def buckets(pairs: Pairs, max_tokens: int, seed: int | None) -> list[list[int]]:
+    """Index lists of batches of at most `max_tokens` padded target tokens (</s> included). With a
+    seed: lengths jittered and batch order shuffled; without: sorted by length (for evaluation)."""
+    rng = random.Random(seed)
+    jitter = (lambda: rng.random()) if seed is not None else (lambda: 0.0)
+    order = sorted(range(len(pairs)), key=lambda i: (len(pairs.tgt[i]) + jitter(), len(pairs.src[i])))
+    batches = fill(order, lambda i: len(pairs.tgt[i]) + 1, max_tokens)
     if seed is not None:
         rng.shuffle(batches)
     return batches

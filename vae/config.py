@@ -196,6 +196,32 @@ class StudyConfig:
 
 
 @dataclass(frozen=True)
+class PriceMapConfig:
+    """Where the information goes as KL_z and KL(a) get dearer (Issue: the price map).
+
+    One run per (latent-attention variant, λ, γ) and one per (reference variant, λ), at this
+    budget. Both prices are in nats of the objective per nat of KL, the reconstruction priced 1
+    per nat (the `sentence` unit, constant λ and γ, no label smoothing; vae.price_point), so the two
+    axes compare.
+    """
+
+    variants: tuple[str, ...] = ()  # latent-attention variants, mapped over both prices
+    reference: str = ""  # a variant without a latent attention, mapped over λ alone
+    kl_z_prices: tuple[float, ...] = (0.01, 0.05, 0.25, 1.0)  # λ_KL, constant from step 0
+    kl_a_prices: tuple[float, ...] = (0.005, 0.05, 0.25, 1.0)  # γ_a, from step 0
+    max_pairs: int = field(default=20_000, metadata=_range(0))
+    epochs: int = field(default=3, metadata=_range(1))
+    test_sentences: int = field(default=1000, metadata=_range(1))
+
+    def problems(self) -> list[tuple[str, str]]:
+        for key in ("kl_z_prices", "kl_a_prices"):
+            prices = getattr(self, key)
+            if not prices or any(p < 0 for p in prices) or len(set(prices)) != len(prices):
+                return [(key, "must be a non-empty list of distinct numbers ≥ 0")]
+        return []
+
+
+@dataclass(frozen=True)
 class Params:
     download: DownloadConfig = DownloadConfig()
     prepare: PrepareConfig = PrepareConfig()
@@ -207,6 +233,7 @@ class Params:
     diagnose: DiagnoseConfig = DiagnoseConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     study: StudyConfig = StudyConfig()
+    price_map: PriceMapConfig = PriceMapConfig()
 
     def study_variant(self, name: str) -> VariantConfig:
         """The variant a study run trains: its base variant with the run's keys changed."""
@@ -218,6 +245,15 @@ class Params:
         return parse(VariantConfig, {**dataclasses.asdict(self.variants[base]), **run}, f"study.runs.{name}")
 
     def problems(self) -> list[tuple[str, str]]:
+        named = [("price_map.variants", v) for v in self.price_map.variants]
+        for key, name in named + ([("price_map.reference", self.price_map.reference)] if self.price_map.reference else []):
+            if name not in self.variants:
+                return [(key, f"names no variant: {name!r}; known: {', '.join(self.variants)}")]
+            wanted = key == "price_map.variants"  # the map's variants have an a to price; the reference has none
+            if (self.variants[name].attention in ("gaussian", "gumbel")) != wanted:
+                return [(key, f"{name!r} must {'' if wanted else 'not '}have a latent attention (gaussian or gumbel)")]
+            if not self.variants[name].latent_z:
+                return [(key, f"{name!r} has no z (latent_z: false): the map prices KL_z")]
         for name in self.study.runs:
             if "." in name:
                 return [(f"study.runs.{name}", "a run name must not contain '.' (DVC reads it as nesting); "
@@ -299,9 +335,10 @@ def _coerce(hint, value, dotted: str, metadata) -> Any:
             raise ConfigError(f"'{dotted}' must be a mapping, got {_kind(value)}")
         return value
     if origin is tuple:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"'{dotted}' must be a list of strings, got {value!r}")
-        return tuple(value)
+        item = typing.get_args(hint)[0]
+        if not isinstance(value, list):
+            raise ConfigError(f"'{dotted}' must be a list, got {_kind(value)}")
+        return tuple(_coerce(item, v, f"{dotted}[{i}]", {}) for i, v in enumerate(value))
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:

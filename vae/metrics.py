@@ -3,6 +3,8 @@ bootstrap resampling (Koehn, 2004) of every system against a baseline."""
 
 from __future__ import annotations
 
+import json
+
 from sacrebleu.metrics import BLEU, CHRF
 from sacrebleu.significance import PairedTest
 
@@ -16,6 +18,15 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict:
     b, c = bleu.corpus_score(hypotheses, [references]), chrf.corpus_score(hypotheses, [references])
     return {"bleu": round(b.score, 2), "bleu_signature": str(bleu.get_signature()),
             "chrf": round(c.score, 2), "chrf_signature": str(chrf.get_signature())}
+
+
+def bleu_with_ci(hypotheses: list[str], references: list[str], samples: int) -> dict:
+    """Corpus BLEU with sacreBLEU's bootstrap 95% confidence interval (its half-width; None for a
+    BLEU of 0), the signature recording the resamples."""
+    bleu = BLEU()
+    score = bleu.corpus_score(hypotheses, [references], n_bootstrap=samples)
+    d = json.loads(score.format(signature=str(bleu.get_signature()), is_json=True))
+    return {"bleu": d["score"], "bleu_ci95": d.get("confidence_var"), "bleu_signature": d["signature"]}
 
 
 def paired_bootstrap(baseline: tuple[str, list[str]], systems: list[tuple[str, list[str]]],

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from vae.batching import collate
+from vae.batching import collate, fill
 from vae.config import DecodeConfig
 from vae.model import Seq2SeqVAE
 from vae.symbols import BOS, EOS, PAD
@@ -92,14 +92,7 @@ def translate_ids(model: Seq2SeqVAE, sources: list[list[int]], settings: SearchS
     """Decode id sequences in length-sorted batches of at most `max_tokens` source tokens
     (counting every beam); results come back in input order."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    chunks, current = [], []
-    for i in order:  # ascending lengths: the newest sentence is the longest of its chunk
-        if current and (len(sources[i]) + 1) * settings.beam_size * (len(current) + 1) > max_tokens:
-            chunks.append(current)
-            current = []
-        current.append(i)
-    if current:
-        chunks.append(current)
+    chunks = fill(order, lambda i: (len(sources[i]) + 1) * settings.beam_size, max_tokens)
     results: list[list[int]] = [[] for _ in sources]
     no_target = torch.zeros(0, dtype=torch.long)
     device = torch.device(device)

@@ -7,6 +7,7 @@ padding masks and the decoder's start/stop symbols never depend on the language.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,17 +28,24 @@ def train_model(sentences: list[str], cfg: TokenizeConfig, threads: int = 2) -> 
     """Train one SentencePiece model on `sentences`; return its serialised bytes."""
     spm.set_random_generator_seed(cfg.seed)
     model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(sentences),
-        model_writer=model,
-        model_type=cfg.model_type,
-        vocab_size=cfg.vocab_size,
-        character_coverage=cfg.character_coverage,
-        hard_vocab_limit=False,  # a tiny corpus gets a smaller vocabulary rather than an error
-        pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
-        num_threads=threads,
-        minloglevel=2,
-    )
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences),
+            model_writer=model,
+            model_type=cfg.model_type,
+            vocab_size=cfg.vocab_size,
+            character_coverage=cfg.character_coverage,
+            hard_vocab_limit=False,  # a tiny corpus gets a smaller vocabulary rather than an error
+            pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
+            num_threads=threads,
+            minloglevel=2,
+        )
+    except RuntimeError as err:
+        needed = re.search(r"smaller than required_chars\. \d+ vs (\d+)", str(err))
+        if needed:  # every character kept by character_coverage needs a piece of its own
+            raise UserError(f"'tokenize.vocab_size' {cfg.vocab_size} is too small for this corpus: its characters "
+                            f"alone need {needed.group(1)} pieces (or lower 'tokenize.character_coverage')") from None
+        raise
     return model.getvalue()
 
 

@@ -64,26 +64,18 @@ if [ "${LEVERS:-1}" = 1 ]; then
   lever ls0.1 -S train.label_smoothing=0.1
 fi
 
-t1=$(date +%s); pids=()
-for pricing in default authors; do for v in $VARIANTS; do
-  (cd "$WORK/$pricing" && $PY -m stages.train --variant $v > "train_$v.log" 2>&1) & pids+=($!)
-done; done
-wait "${pids[@]}"
-echo "train (12 at once, ${MINUTES} min cap): $(( $(date +%s) - t1 ))s" | tee -a "$OUT/logs/times.txt"; pack
-
-t2=$(date +%s); pids=()
-for pricing in default authors; do for v in $VARIANTS; do
-  (cd "$WORK/$pricing" && $PY -m stages.decode --variant $v > "decode_$v.log" 2>&1) & pids+=($!)
-done; done
-wait "${pids[@]}"
-echo "decode (beam 5, all test pairs, 12 at once): $(( $(date +%s) - t2 ))s" | tee -a "$OUT/logs/times.txt"; pack
-
-t3=$(date +%s); pids=()
-for pricing in default authors; do for v in $VARIANTS; do
-  (cd "$WORK/$pricing" && $PY -m stages.diagnose --variant $v > "diagnose_$v.log" 2>&1) & pids+=($!)
-done; done
-wait "${pids[@]}"
+# every_run STAGE LABEL: one stage for every (pricing, variant) at once, timed into times.txt
+every_run() { local stage=$1 label=$2 start; start=$(date +%s); local pids=()
+  for pricing in default authors; do for v in $VARIANTS; do
+    (cd "$WORK/$pricing" && $PY -m stages.$stage --variant $v > "${stage}_$v.log" 2>&1) & pids+=($!)
+  done; done
+  wait "${pids[@]}"
+  echo "$label: $(( $(date +%s) - start ))s" | tee -a "$OUT/logs/times.txt"; pack
+}
+every_run train "train (12 at once, ${MINUTES} min cap)"
+every_run decode "decode (beam 5, all test pairs, 12 at once)"
+every_run diagnose "diagnose (12 at once)"
 for pricing in default authors; do (cd "$WORK/$pricing" && $PY -m stages.evaluate > evaluate.log 2>&1); done
-echo "diagnose (12 at once) + evaluate: $(( $(date +%s) - t3 ))s" | tee -a "$OUT/logs/times.txt"; pack
+pack
 wait  # the levers (each epoch's point is also in its log, should the timeout end one)
 echo "total: $(( $(date +%s) - t0 ))s" | tee -a "$OUT/logs/times.txt"; pack

@@ -134,6 +134,16 @@ def test_bad_variant_value_and_cross_field_check(tmp_path):
     assert load_params(write_params(tmp_path, {"variants": {"v": {"latent_z": False, "attention": "none"}}}))
 
 
+@pytest.mark.parametrize("variant, key", [
+    ({"attention": "deterministic", "kl_a_free_nats": 0.5}, "kl_a_free_nats"),
+    ({"attention": "gumbel", "attention_kl_price": 0.1}, "attention_kl_price"),
+    ({"attention": "none", "attention_kl_price": 0.1}, "attention_kl_price"),
+])
+def test_a_price_the_attention_cannot_pay_is_refused(tmp_path, variant, key):
+    with pytest.raises(ConfigError, match=rf"'variants\.v\.{key}'"):
+        load_params(write_params(tmp_path, {"variants": {"v": variant}}))
+
+
 def test_section_must_be_a_mapping(tmp_path):
     with pytest.raises(ConfigError, match=r"prepare: expected a mapping"):
         load_params(write_params(tmp_path, "prepare: 3\n"))

@@ -57,7 +57,7 @@ def tiny_model(variant: VariantConfig, seed: int = 0, model: ModelConfig = TINY)
 
 
 def assert_terms_close(a, b, rtol=1e-5, atol=1e-5):
-    for key in ("rec", "kl_z", "kl_a"):
+    for key in ("rec", "kl_z", "kl_a", "attention_kl"):
         torch.testing.assert_close(getattr(a, key), getattr(b, key), rtol=rtol, atol=atol, msg=key)
     assert torch.equal(a.tokens, b.tokens)
 
@@ -148,7 +148,7 @@ def test_terms_of_a_sentence_alone_equal_its_terms_in_a_batch(name):
         together = model(collate(src, tgt), sample=False)
         for i in range(len(src)):
             alone = model(collate([src[i]], [tgt[i]]), sample=False)
-            for key in ("rec", "kl_z", "kl_a"):
+            for key in ("rec", "kl_z", "kl_a", "attention_kl"):
                 torch.testing.assert_close(getattr(alone, key)[0], getattr(together, key)[i], rtol=1e-5, atol=1e-5)
             assert alone.tokens[0] == len(tgt[i]) + 1
 
@@ -173,6 +173,28 @@ def test_rec_is_the_summed_token_cross_entropy(name):
         assert posterior is None and torch.equal(terms.kl_z, torch.zeros(5))
     if VARIANTS[name].attention in ("none", "deterministic"):
         assert torch.equal(terms.kl_a, torch.zeros(5))
+
+
+@pytest.mark.parametrize("name", VARIANT_NAMES)
+def test_attention_kl_is_the_weights_kl_to_uniform(name):
+    model = tiny_model(VARIANTS[name], seed=6).eval()
+    batch = collate(*random_pairs(5, seed=7, lo=2, hi=9))
+    with torch.no_grad():
+        terms = model(batch, sample=False)
+        memory, hidden, _ = model.encode(batch.src, batch.src_lengths, sample=False)
+        _, _, attended = model.decoder(batch.tgt_in, hidden, memory, sample=False)
+    if attended.weights is None:
+        assert torch.equal(terms.attention_kl, torch.zeros(5))
+        return
+    # log n − H(α_j) over the n real source positions, summed over the real target steps
+    n = batch.src_lengths.float()[:, None]
+    alpha = attended.weights.double()
+    entropy = -(alpha * alpha.clamp_min(1e-300).log()).sum(-1)
+    expected = ((n.log() - entropy) * (batch.tgt_out != PAD)).sum(1)
+    torch.testing.assert_close(terms.attention_kl.double(), expected, rtol=1e-4, atol=1e-5)
+    assert (terms.attention_kl > 0).all()
+    if VARIANTS[name].attention == "gumbel":  # its KL term is this very quantity
+        torch.testing.assert_close(terms.kl_a, terms.attention_kl)
 
 
 def test_sampling_and_dropout_only_in_the_sampled_training_pass():

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from vae.config import KLScheduleConfig, PricingConfig, TrainConfig
+from vae.config import KLScheduleConfig, PricingConfig, TrainConfig, VariantConfig
 from vae.model import Terms
 from vae.model.attention import gumbel_temperature
-from vae.objective import Prices, kl_weight, objective, prices, settled_kl_weight, settled_prices
+from vae.objective import Prices, kl_weight, objective, per_sentence, prices, settled_kl_weight, settled_prices
 
 
 def random_terms(seed=0, n=6) -> Terms:
@@ -57,10 +57,34 @@ def test_kl_a_weight_constant_or_annealed_with_lambda():
     kl = KLScheduleConfig(schedule="linear", max_weight=0.5, warmup_steps=100)
     constant = TrainConfig(kl=kl)
     annealed = TrainConfig(kl=kl, pricing=PricingConfig(unit="token", kl_a_weight="annealed"))
-    assert prices(50, constant, 0.1) == Prices(0.25, 0.1, "sentence")
-    assert prices(50, annealed, 0.1) == Prices(0.25, pytest.approx(0.025), "token")
-    assert prices(0, annealed, 0.1).kl_a == 0.0  # a is free at the start, as in the authors' code
-    assert settled_prices(annealed, 0.1) == Prices(0.5, pytest.approx(0.05), "token")
+    variant = VariantConfig(attention="gaussian", gamma_a=0.1)
+    assert prices(50, constant, variant) == Prices(0.25, 0.1, "sentence")
+    assert prices(50, annealed, variant) == Prices(0.25, pytest.approx(0.025), "token")
+    assert prices(0, annealed, variant).kl_a == 0.0  # a is free at the start, as in the authors' code
+    assert settled_prices(annealed, variant) == Prices(0.5, pytest.approx(0.05), "token")
+    extras = VariantConfig(attention="gaussian", gamma_a=0.1, kl_a_free_nats=0.25, attention_kl_price=0.2)
+    assert prices(50, constant, extras) == Prices(0.25, 0.1, "sentence", kl_a_free=0.25, attention=0.2)
+
+
+def test_free_nats_and_attention_price_by_hand():
+    # two sentences of 4 and 2 target tokens; KL_a 0.9 is below δ·T = 0.25·4 = 1, 3.0 is above 0.25·2
+    terms = Terms(rec=torch.tensor([6.0, 2.0]), kl_z=torch.tensor([4.0, 2.0]), kl_a=torch.tensor([0.9, 3.0]),
+                  tokens=torch.tensor([4, 2]), attention_kl=torch.tensor([2.0, 1.0]))
+    free = Prices(0.5, 0.1, "sentence", kl_a_free=0.25)
+    # (6 + 0.5·4 + 0.1·max(0.9, 1)) and (2 + 0.5·2 + 0.1·max(3, 0.5))
+    assert per_sentence(terms, free).tolist() == pytest.approx([8.1, 3.3])
+    priced = Prices(0.5, 0.1, "sentence", attention=0.2)
+    assert per_sentence(terms, priced).tolist() == pytest.approx([8.09 + 0.4, 3.3 + 0.2])
+    per_token = Prices(0.5, 0.1, "token", kl_a_free=0.25, attention=0.2)
+    # 6/4 + 2 + 0.1·1/4 + 0.2·2/4 and 2/2 + 1 + 0.1·3/2 + 0.2·1/2
+    assert per_sentence(terms, per_token).tolist() == pytest.approx([3.625, 2.25])
+
+
+def test_free_nats_stop_the_gradient_below_the_threshold():
+    kl_a = torch.tensor([0.5, 3.0], requires_grad=True)
+    terms = Terms(rec=torch.zeros(2), kl_z=torch.zeros(2), kl_a=kl_a, tokens=torch.tensor([4, 4]))
+    objective(terms, Prices(0.0, 1.0, "sentence", kl_a_free=0.25)).loss.backward()
+    assert kl_a.grad.tolist() == [0.0, 0.5]  # only the sentence above δ·T = 1 pays at the margin
 
 
 def test_authors_tanh_schedule_frozen_at_3000():

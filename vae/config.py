@@ -99,12 +99,24 @@ class VariantConfig:
     gumbel_tau_min: float = field(default=0.5, metadata=_range(0.0, lo_open=True))
     gumbel_anneal_rate: float = field(default=0.0, metadata=_range(0.0))
     gumbel_hard: bool = False
+    # δ, nats per target token: Σ_j KL_a is priced as max(Σ_j KL_a, δ·T) per sentence, so a may
+    # carry δ nats per step for free ("free bits", Kingma et al., 2016, §C.8)
+    kl_a_free_nats: float = field(default=0.0, metadata=_range(0.0))
+    # β: the price per nat of Σ_j KL[α_j || uniform] = Σ_j (log n − H(α_j)) of the attention weights
+    # of an ordinary or Gaussian attention: the Gumbel a's KL term without its noise, an entropy
+    # bonus that spreads the weights early in training (results/BENCHMARKS.md)
+    attention_kl_price: float = field(default=0.0, metadata=_range(0.0))
 
     def problems(self) -> list[tuple[str, str]]:
         """Cross-field checks, as (key, message) pairs."""
         found = []
         if self.gumbel_tau_min > self.gumbel_tau0:
             found.append(("gumbel_tau_min", "must not exceed gumbel_tau0"))
+        if self.kl_a_free_nats > 0 and self.attention not in ("gaussian", "gumbel"):
+            found.append(("kl_a_free_nats", "needs a latent attention (gaussian or gumbel)"))
+        if self.attention_kl_price > 0 and self.attention not in ("deterministic", "gaussian"):
+            found.append(("attention_kl_price", "needs deterministic or gaussian attention "
+                          "(the gumbel's γ_a already prices KL[α || uniform])"))
         return found
 
 

@@ -16,6 +16,13 @@ I_rec = −E_q log p(Y | z, a, X). `train.pricing` says in which unit the terms 
 
 and `train.pricing.kl_a_weight` whether γ_a(t) = γ_a ("constant") or γ_a·λ_KL(t) ("annealed",
 the authors': KL(a) is as free as KL(z) early in training and frozen with it).
+
+Two further prices of a variant, both 0 by default:
+- free nats δ (`kl_a_free_nats`): Σ_j KL_a,nj is replaced by max(Σ_j KL_a,nj, δ·T_n), so a
+  sentence's a carries up to δ nats per target token without cost (free bits, Kingma et al., 2016,
+  per sentence rather than per dimension group).
+- β (`attention_kl_price`): + β·Σ_j KL[α_nj || uniform] (divided by T_n under "token"), an entropy
+  bonus on deterministic attention weights, the Gumbel a's KL term without its noise.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vae.config import KLScheduleConfig, TrainConfig
+from vae.config import KLScheduleConfig, TrainConfig, VariantConfig
 from vae.model import Terms
 
 
@@ -36,25 +43,34 @@ class Prices:
     kl_z: float  # λ_KL(t)
     kl_a: float  # γ_a(t)
     unit: str  # "sentence" | "token": the unit of the reconstruction and Σ_j KL_a
+    kl_a_free: float = 0.0  # δ: free nats of KL_a per target token
+    attention: float = 0.0  # β: price of Σ_j KL[α_j || uniform]
 
 
-def prices(step: int, cfg: TrainConfig, gamma_a: float) -> Prices:
+def prices(step: int, cfg: TrainConfig, variant: VariantConfig) -> Prices:
     """The prices at optimiser step `step`."""
-    weight = kl_weight(step, cfg.kl)
-    return Prices(weight, gamma_a * weight if cfg.pricing.kl_a_weight == "annealed" else gamma_a, cfg.pricing.unit)
+    return _priced(kl_weight(step, cfg.kl), cfg, variant)
 
 
-def settled_prices(cfg: TrainConfig, gamma_a: float) -> Prices:
+def settled_prices(cfg: TrainConfig, variant: VariantConfig) -> Prices:
     """The prices once λ_KL has settled: the objective a checkpoint is chosen by, the same for every
     epoch (the unweighted ELBO would prefer an early epoch of a model whose KL_a grows while its NLL falls)."""
-    weight = settled_kl_weight(cfg.kl)
-    return Prices(weight, gamma_a * weight if cfg.pricing.kl_a_weight == "annealed" else gamma_a, cfg.pricing.unit)
+    return _priced(settled_kl_weight(cfg.kl), cfg, variant)
+
+
+def _priced(weight: float, cfg: TrainConfig, variant: VariantConfig) -> Prices:
+    gamma_a = variant.gamma_a * weight if cfg.pricing.kl_a_weight == "annealed" else variant.gamma_a
+    return Prices(weight, gamma_a, cfg.pricing.unit, variant.kl_a_free_nats, variant.attention_kl_price)
 
 
 def per_sentence(terms: Terms, p: Prices) -> torch.Tensor:
     """I_n for each sentence (batch,): see the module docstring."""
     length = terms.tokens.clamp(min=1).to(terms.rec.dtype) if p.unit == "token" else 1.0
-    return terms.rec / length + p.kl_z * terms.kl_z + p.kl_a * terms.kl_a / length
+    kl_a = torch.maximum(terms.kl_a, p.kl_a_free * terms.tokens.to(terms.kl_a.dtype)) if p.kl_a_free else terms.kl_a
+    loss = terms.rec / length + p.kl_z * terms.kl_z + p.kl_a * kl_a / length
+    if p.attention:
+        loss = loss + p.attention * terms.attention_kl / length
+    return loss
 
 
 @dataclass

@@ -210,7 +210,7 @@ class Trainer:
         run, ranks, device, cfg = self.run, self.ranks, self.device, self.cfg
         mine = distributed.shard(indices, ranks)
         batch = collate([self.train_pairs.src[i] for i in mine], [self.train_pairs.tgt[i] for i in mine]).to(device)
-        step_prices = prices(run.step, cfg, self.variant.gamma_a)
+        step_prices = prices(run.step, cfg, self.variant)
         self.model.set_step(run.step)
         batch_tokens = sum(len(self.train_pairs.tgt[i]) + 1 for i in indices)  # the whole batch's, on every rank
         with _autocast(device, cfg.precision):
@@ -251,7 +251,7 @@ class Trainer:
         """Dev evaluation, the history row, and the checkpoints, after an epoch or a budget stop."""
         run, cfg = self.run, self.cfg
         dev = evaluate(self.model, self.dev_pairs, cfg.max_tokens, self.device, cfg.precision,
-                       settled_prices(cfg, self.variant.gamma_a), self.ranks)
+                       settled_prices(cfg, self.variant), self.ranks)
         uniform = math.log(self.setup.tgt_vocab)
         if not math.isfinite(dev["dev_loss"]) or dev["dev_nll_per_token"] > DIVERGED_FACTOR * uniform:
             raise TrainingDiverged(
@@ -319,7 +319,7 @@ class Trainer:
                 if run.batch == len(batches):
                     run.epoch, run.batch = run.epoch + 1, 0
                 self._end_segment(totals, segment_seconds, len(batches), prices(max(run.step - 1, 0), cfg,
-                                                                                 self.variant.gamma_a).kl_z)
+                                                                                 self.variant).kl_z)
                 if on_epoch_end is not None:
                     on_epoch_end(run)
         return run

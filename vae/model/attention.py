@@ -41,6 +41,9 @@ class Attended:
     kl: torch.Tensor  # (batch, tgt_len): KL[q(a_j|X) || p(a_j)] per step, zeros if a is not latent
     weights: torch.Tensor | None  # (batch, tgt_len, src_len): α (or the sampled a for Gumbel); None without attention
     logvar: torch.Tensor | None = None  # (batch, tgt_len, memory): log σ² of the Gaussian a, None for the others
+    # (batch, tgt_len): KL[α_j || uniform] = log n − H(α_j) of the attention weights (zeros without
+    # attention); the Gumbel a's KL term, and for the others what `attention_kl_price` charges
+    weights_kl: torch.Tensor | None = None
 
 
 class Attention(nn.Module):
@@ -76,7 +79,8 @@ class NoAttention(Attention):
 
     def forward(self, queries, memory, src_mask, sample: bool, a_source: str = "posterior") -> Attended:
         batch, steps = queries.shape[:2]
-        return Attended(queries.new_zeros(batch, steps, 0), queries.new_zeros(batch, steps, dtype=torch.float32), None)
+        zeros = queries.new_zeros(batch, steps, dtype=torch.float32)
+        return Attended(queries.new_zeros(batch, steps, 0), zeros, None, weights_kl=zeros)
 
 
 class DeterministicAttention(Attention):
@@ -93,9 +97,11 @@ class DeterministicAttention(Attention):
         return F.log_softmax(scores, dim=-1)
 
     def forward(self, queries, memory, src_mask, sample: bool, a_source: str = "posterior") -> Attended:
-        weights = self.log_weights(queries, memory, src_mask).exp()
+        log_weights = self.log_weights(queries, memory, src_mask)
+        weights = log_weights.exp()
         context = torch.bmm(weights.to(memory.dtype), memory)
-        return Attended(context, queries.new_zeros(queries.shape[:2], dtype=torch.float32), weights)
+        return Attended(context, queries.new_zeros(queries.shape[:2], dtype=torch.float32), weights,
+                        weights_kl=categorical_kl_uniform(log_weights, src_mask))
 
 
 class GaussianAttention(DeterministicAttention):
@@ -122,19 +128,20 @@ class GaussianAttention(DeterministicAttention):
         return ((memory * mask).sum(1) / mask.sum(1)).float()[:, None, :]
 
     def moments(self, queries, memory, src_mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """μ_j, log σ_j² (batch, tgt_len, memory) in fp32, and the mean weights α."""
-        weights = self.log_weights(queries, memory, src_mask).exp()
-        mu = torch.bmm(weights.to(memory.dtype), memory)
-        return mu.float(), self.to_logvar(mu).float(), weights
+        """μ_j, log σ_j² (batch, tgt_len, memory) in fp32, and the log of the mean's weights α."""
+        log_weights = self.log_weights(queries, memory, src_mask)
+        mu = torch.bmm(log_weights.exp().to(memory.dtype), memory)
+        return mu.float(), self.to_logvar(mu).float(), log_weights
 
     def forward(self, queries, memory, src_mask, sample: bool, a_source: str = "posterior") -> Attended:
-        mu, logvar, weights = self.moments(queries, memory, src_mask)
+        mu, logvar, log_weights = self.moments(queries, memory, src_mask)
         prior_mu = self.prior_mean(memory, src_mask)
         if a_source == "prior":
             context = torch.zeros_like(mu) + prior_mu
         else:
             context = reparameterise(mu, logvar) if sample else mu
-        return Attended(context.to(memory.dtype), gaussian_kl(mu, logvar, prior_mu), weights, logvar)
+        return Attended(context.to(memory.dtype), gaussian_kl(mu, logvar, prior_mu), log_weights.exp(), logvar,
+                        categorical_kl_uniform(log_weights, src_mask))
 
 
 def gumbel_softmax(log_probs: torch.Tensor, temperature: float | torch.Tensor, hard: bool) -> torch.Tensor:
@@ -187,7 +194,8 @@ class GumbelAttention(DeterministicAttention):
         else:
             weights = log_probs.exp()
         context = torch.bmm(weights.to(memory.dtype), memory)
-        return Attended(context, categorical_kl_uniform(log_probs, src_mask), weights)
+        kl = categorical_kl_uniform(log_probs, src_mask)
+        return Attended(context, kl, weights, weights_kl=kl)
 
 
 def build_attention(query_size: int, memory_size: int, variant) -> Attention:

@@ -29,6 +29,7 @@ class Terms:
     kl_z: torch.Tensor  # KL[q(z|X) || p(z)]
     kl_a: torch.Tensor  # Σ_j KL[q(a_j|X) || p(a_j)] over real target steps
     tokens: torch.Tensor  # number of target tokens (incl. </s>)
+    attention_kl: torch.Tensor | None = None  # Σ_j KL[α_j || uniform] of the attention weights
 
 
 class Seq2SeqVAE(nn.Module):
@@ -89,7 +90,8 @@ class Seq2SeqVAE(nn.Module):
         zeros = rec.new_zeros(mask.size(0))
         kl_z = posterior.kl.float() if posterior is not None else zeros
         kl_a = (attended.kl * mask).sum(1)
-        return Terms(rec=rec.sum(1), kl_z=kl_z, kl_a=kl_a, tokens=mask.sum(1))
+        attention_kl = (attended.weights_kl * mask).sum(1)
+        return Terms(rec=rec.sum(1), kl_z=kl_z, kl_a=kl_a, tokens=mask.sum(1), attention_kl=attention_kl)
 
 
 def initialise_xavier(model: nn.Module) -> None:

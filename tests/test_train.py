@@ -281,7 +281,7 @@ def test_best_checkpoint_loads_in_eval_mode(reference):
     assert run.best_dev_loss == min(dev_losses)
     assert blob["setup"] == make_setup("gaussian").as_dict()
     setup = make_setup("gaussian")
-    again = evaluate(model, DEV, 60, torch.device("cpu"), "fp32", settled_prices(setup.train, setup.variant.gamma_a))  # selection weighs the KLs as training does, at the full λ_KL
+    again = evaluate(model, DEV, 60, torch.device("cpu"), "fp32", settled_prices(setup.train, setup.variant))  # selection weighs the KLs as training does, at the full λ_KL
     criterion = again["dev_rec"] + setup.train.kl.max_weight * again["dev_kl_z"] + setup.variant.gamma_a * again["dev_kl_a"]
     assert criterion == pytest.approx(min(dev_losses), rel=1e-5)
     assert setup.variant.gamma_a != 1.0  # so the test tells the weighted objective from the ELBO

@@ -42,3 +42,14 @@ def test_headline_keeps_a_few_numbers_per_variant():
     assert rows["gaussian"] == {"bleu": 19.7, "chrf": 40.0, "kl_z": 0.1, "kl_a": 0.3, "dnll_z0": 0.05,
                                 "dnll_a_prior": 0.5}
     assert rows["deterministic"]["dnll_a_prior"] is None
+
+
+def test_every_latent_attention_variant_gets_verdicts_whatever_its_name():
+    m = metrics(gaussian_z0=0.05, gaussian_bleu=19.7, gaussian_kl_a=0.3)
+    m["variants"]["gaussian_free_bits"] = variant(21.0, 3.0, z0=0.01, a_prior=0.2, kl_a=0.5)
+    m["bootstrap"]["deterministic"]["gaussian_free_bits"] = {"bleu_mean": 21.0, "bleu_ci95": 0.4, "p_value": 0.02}
+    lines = claim_verdicts(m)
+    assert any(line.startswith("(ii) `gaussian_free_bits` keeps z in use: **does not hold**") for line in lines)
+    assert any(line.startswith("(iii) `gaussian_free_bits` translates at least as well") and "**holds**" in line
+               for line in lines)
+    assert not any("`deterministic` keeps z" in line for line in lines)  # no latent a, no (ii)/(iii)

@@ -87,8 +87,9 @@ def claim_verdicts(metrics: dict) -> list[str]:
         lines.append(f"(i) ordinary attention bypasses z: **{'holds' if holds else 'does not hold'}** — ΔNLL(z=0) "
                      f"{det:+.3f} with attention against {none:+.3f} without (rule: < {BYPASS_RATIO}×).")
     ci = metrics["bootstrap"].get("deterministic", {})
-    for name in ("gaussian", "gumbel"):
-        cost, d = _z_cost(variants, name), variants.get(name, {}).get("latent", {})
+    latent_attention = [name for name, score in variants.items() if "nll_a_prior" in score["latent"]]
+    for name in latent_attention:  # every variant whose a is latent, whatever it is called
+        cost, d = _z_cost(variants, name), variants[name]["latent"]
         if cost is None or det is None:
             continue
         keeps = cost >= KEEPS_Z_RATIO * max(det, 0.0)

@@ -28,4 +28,5 @@ def test_authors_pricing_line_sets_what_the_page_says():
     assert params.variants["gaussian"].gamma_a == params.variants["gumbel"].gamma_a == 0.1
     assert params.variants["gaussian"].gaussian_prior == "encoder_mean"
     assert train.word_dropout == 0.25
+    assert all(v.attention_kl_price == 0 for v in params.variants.values())  # the authors have no entropy bonus
     assert re.search(r"frozen at 0\.0474", (REPO / "docs/pricing.md").read_text(encoding="utf-8"))

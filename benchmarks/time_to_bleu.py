@@ -9,6 +9,12 @@ results/time_to_bleu.json (keyed by variant, config and minutes) and drawn in ti
 
     PYTHONPATH=. python benchmarks/time_to_bleu.py --variant plain --config lr3e-3 -S train.learning_rate=0.003 \\
         --minutes 16 --every 4 --test
+
+With --trained, nothing is trained: the pipeline's own model of each variant named (models/<variant>.pt,
+its training minutes from results/train/<variant>.json) becomes one point, with dev BLEU (greedy) and
+test BLEU (beam 5, the whole test split):
+
+    PYTHONPATH=. python benchmarks/time_to_bleu.py --trained plain deterministic gumbel --config root-2ep
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 import torch
 
 from vae.batching import Pairs
-from vae.checkpoint import resolve_device
+from vae.checkpoint import load_model, resolve_device
 from vae.config import load_params
 from vae.data import read_lines
 from vae.io import write_json
@@ -66,7 +72,10 @@ def main() -> None:
     p.add_argument("--data", default="data")
     p.add_argument("--checkpoints", default="checkpoints/time_to_bleu")
     p.add_argument("--out", default="results/time_to_bleu.json")
+    p.add_argument("--trained", nargs="+", metavar="VARIANT", help="record the pipeline's trained models instead")
     args = p.parse_args()
+    if args.trained:
+        return record_trained(args)
 
     params = load_params(args.params, args.overrides)
     data = Path(args.data)
@@ -111,6 +120,38 @@ def main() -> None:
         decode = {"beam5_sentences_per_s": round(speed, 1), "model": f"{args.variant}/{args.config}",
                   "sentences": len(test), "machine": machine(device, params.decode.precision)}
         print(json.dumps(points[-1] | {"decode": decode}), flush=True)
+    merge(Path(args.out), points, decode)
+
+
+def record_trained(args) -> None:
+    """One point per variant from the pipeline's models/<variant>.pt and results/train/<variant>.json."""
+    params = load_params(args.params, args.overrides)
+    data = Path(args.data)
+    tokenizers = Tokenizers.load(data / "tokenizer")
+    dev = Pairs.load(data / "encoded" / "dev.pt").head(args.dev_sentences)
+    test = Pairs.load(data / "encoded" / "test.pt")
+    device = resolve_device(params.decode.device)
+    points, decode = [], None
+    for variant in args.trained:
+        model, _ = load_model(Path("models") / f"{variant}.pt", device)
+        trained = json.loads((Path("results") / "train" / f"{variant}.json").read_text())
+        dev_scores, _ = bleu(model, dev, read_lines(data / "prepared" / "dev.tgt"), tokenizers,
+                             SearchSettings.from_config(params.decode, beam_size=1), params.decode.max_tokens, device)
+        scores, speed = bleu(model, test, read_lines(data / "prepared" / "test.tgt"), tokenizers,
+                             SearchSettings.from_config(params.decode, beam_size=5), params.decode.max_tokens, device)
+        point = {"variant": variant, "config": args.config, "overrides": args.overrides,
+                 "train_minutes": round(trained["train_minutes"], 2), "steps": trained["steps"],
+                 "epochs": trained["epochs"], "dev_nll_per_token": trained["dev_nll_per_token"],
+                 "dev_ppl": trained["dev_ppl"], "dev_bleu": dev_scores["bleu"], "dev_sentences": len(dev),
+                 "test_bleu": scores["bleu"], "test_bleu_signature": scores["bleu_signature"],
+                 "test_sentences": len(test), "tokens_per_s": trained["mean_tokens_per_s"],
+                 "machine": machine(torch.device(trained["device"]), trained["precision"])}
+        print(json.dumps(point), flush=True)
+        points.append(point)
+        if variant == "plain":
+            decode = {"beam5_sentences_per_s": round(speed, 1), "model": f"models/{variant}.pt ({args.config})",
+                      "sentences": len(test), "test_bleu": scores["bleu"], "bleu_signature": scores["bleu_signature"],
+                      "machine": machine(device, params.decode.precision), "max_tokens": params.decode.max_tokens}
     merge(Path(args.out), points, decode)
 
 

@@ -12,12 +12,13 @@ from pathlib import Path
 import torch
 
 from vae.batching import Pairs
+from vae.checkpoint import resolve_device
 from vae.config import Params
 from vae.diagnostics import attention_entropy, nll_per_token, teacher_forced_attention
 from vae.metrics import corpus_scores
 from vae.search import SearchSettings, translate_ids
 from vae.tokenizer import Tokenizers
-from vae.train import TrainingDiverged, resolve_device, setup_for, train
+from vae.train import TrainingDiverged, setup_for, train
 
 
 def run_study(params: Params, name: str, data: Path, checkpoints: Path, references: list[str]) -> tuple[dict, list]:

@@ -14,8 +14,7 @@ from vae.study import gamma_rows, temperature_rows
 def main(args, params):
     out = Path(args.out)
     studies = [json.loads((Path(args.study) / f"{name}.json").read_text()) for name in params.study.runs]
-    gamma_a = params.variants["gumbel"].gamma_a if "gumbel" in params.variants else None
-    temperature = temperature_rows(studies, gamma_a) if gamma_a is not None else []
+    temperature = temperature_rows(studies)
     gamma = gamma_rows(studies)
     plots = Path(args.plots)
     plots.mkdir(parents=True, exist_ok=True)

@@ -15,10 +15,12 @@ def run(name, attention="gumbel", gamma=0.05, tau0=1.0, tau_min=1.0, rate=0.0, d
             "anneal_rate": rate, "diverged_at_step": diverged}
 
 
-def test_temperature_rows_keep_the_main_gamma_and_put_annealed_last():
+def test_temperature_rows_keep_the_shared_gamma_and_put_annealed_last():
     runs = [run("annealed", tau0=2.0, tau_min=0.1, rate=0.003), run("t2", tau0=2.0, tau_min=2.0),
-            run("t01", tau0=0.1, tau_min=0.1), run("g1", gamma=1.0), run("gauss", attention="gaussian")]
-    assert [r["run"] for r in temperature_rows(runs, 0.05)] == ["t01", "t2", "annealed"]
+            run("t01", tau0=0.1, tau_min=0.1), run("g1", gamma=1.0), run("g02", gamma=0.2),
+            run("gauss", attention="gaussian")]
+    assert [r["run"] for r in temperature_rows(runs)] == ["t01", "t2", "annealed"]
+    assert temperature_rows([run("gauss", attention="gaussian")]) == []
 
 
 def test_gamma_rows_take_gumbel_runs_at_unit_tau_only():

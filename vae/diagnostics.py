@@ -17,30 +17,23 @@ import math
 import torch
 from sacrebleu.metrics import BLEU
 
-from vae.batching import Pairs, buckets, collate, iterate
+from vae.batching import Pairs, buckets, collate
 from vae.config import DecodeConfig, DiagnoseConfig
+from vae.measure import term_sums
 from vae.metrics import corpus_scores
 from vae.model import Seq2SeqVAE
-from vae.model.latent import gaussian_kl, reparameterise
+from vae.model.latent import kl_per_dimension, reparameterise
 from vae.search import SearchSettings, beam_search, translate_ids
 from vae.tokenizer import Tokenizers
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 
 
-@torch.no_grad()
 def nll_per_token(model: Seq2SeqVAE, pairs: Pairs, max_tokens: int, device, *, sample: bool = False,
                   z_source: str = "posterior", a_source: str = "posterior") -> dict[str, float]:
     """Test rec NLL, KL_z and KL_a per target token under one way of feeding z and a."""
-    model.eval()
-    rec = kl_z = kl_a = tokens = 0.0
-    for batch in iterate(pairs, max_tokens):
-        terms = model(batch.to(device), sample=sample, z_source=z_source, a_source=a_source)
-        rec += terms.rec.sum().item()
-        kl_z += terms.kl_z.sum().item()
-        kl_a += terms.kl_a.sum().item()
-        tokens += terms.tokens.sum().item()
-    return {"nll": rec / tokens, "kl_z": kl_z / tokens, "kl_a": kl_a / tokens}
+    sums = term_sums(model, pairs, max_tokens, device, sample=sample, z_source=z_source, a_source=a_source)
+    return {"nll": sums["rec"] / sums["tokens"], "kl_z": sums["kl_z"] / sums["tokens"], "kl_a": sums["kl_a"] / sums["tokens"]}
 
 
 @torch.no_grad()
@@ -66,7 +59,7 @@ def latent_traversal(model: Seq2SeqVAE, source: torch.Tensor, mu: torch.Tensor, 
     """Decode one source (sentence `index` of the moments `mu`, `logvar`) with z = E_q[z|x] moved
     along the `dims` dimensions of largest mean KL, by each of `steps` standard deviations of
     E_q[z_d|x] across sentences. A z that the decoder ignores gives the same output in every column."""
-    kl = gaussian_kl(mu[..., None], logvar[..., None]).mean(0)  # per dimension
+    kl = kl_per_dimension(mu, logvar)
     spread = mu.std(0)
     batch = collate([source] * len(steps), [torch.zeros(0, dtype=torch.long)] * len(steps))
     offsets = torch.tensor(steps)

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from vae.io import atomic_path  # noqa: E402
-from vae.model.latent import gaussian_kl  # noqa: E402
+from vae.model.latent import kl_per_dimension as mean_kl_per_dimension  # noqa: E402
 
 
 def attention_maps(maps: dict[str, torch.Tensor], src_pieces: list[list[str]], tgt_pieces: list[list[str]], path) -> None:
@@ -47,7 +47,7 @@ def kl_per_dimension(posteriors: dict[str, tuple[torch.Tensor, torch.Tensor]], p
     active units stand out, a collapsed z is flat at zero."""
     fig, axes = _panels(len(posteriors))
     for ax, (name, (mu, logvar)) in zip(axes, posteriors.items()):
-        values, _ = gaussian_kl(mu[..., None], logvar[..., None]).mean(0).sort(descending=True)
+        values, _ = mean_kl_per_dimension(mu, logvar).sort(descending=True)
         ax.bar(range(len(values)), values.numpy())
         ax.set_title(name)
         ax.set_xlabel("dimension of z (sorted)")

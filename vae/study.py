@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from pathlib import Path
 
 import torch
 
 from vae.batching import Pairs
+from vae.checkpoint import resolve_device
 from vae.config import Params
 from vae.diagnostics import attention_entropy, nll_per_token, teacher_forced_attention
 from vae.metrics import corpus_scores
 from vae.search import SearchSettings, translate_ids
 from vae.tokenizer import Tokenizers
-from vae.train import TrainingDiverged, resolve_device, setup_for, train
+from vae.train import TrainingDiverged, setup_for, train
 
 
 def run_study(params: Params, name: str, data: Path, checkpoints: Path, references: list[str]) -> tuple[dict, list]:
@@ -67,9 +69,14 @@ def uniform_entropy(pairs: Pairs) -> float:
     return sum(n * math.log(len(s) + 1) for n, s in zip(steps, pairs.src)) / sum(steps)
 
 
-def temperature_rows(studies: list[dict], gamma_a: float) -> list[dict]:
-    """The τ study: Gumbel runs at the main table's γ_a, fixed τ ascending, annealed ones last."""
-    rows = [s for s in studies if s["attention"] == "gumbel" and math.isclose(s["gamma_a"], gamma_a)]
+def temperature_rows(studies: list[dict]) -> list[dict]:
+    """The τ study: the Gumbel runs at the γ_a most of them share (the γ_a study's runs each have
+    their own), fixed τ ascending, annealed ones last."""
+    gumbel = [s for s in studies if s["attention"] == "gumbel"]
+    if not gumbel:
+        return []
+    shared = Counter(s["gamma_a"] for s in gumbel).most_common(1)[0][0]
+    rows = [s for s in gumbel if math.isclose(s["gamma_a"], shared)]
     return sorted(rows, key=lambda s: (s["anneal_rate"] > 0, s["tau0"], s["tau_min"]))
 
 

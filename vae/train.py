@@ -24,7 +24,8 @@ from vae.config import ModelConfig, TrainConfig, VariantConfig
 from vae.distributed import Ranks
 from vae.io import save_torch
 from vae.model import Seq2SeqVAE, build_model
-from vae.objective import Prices, objective, per_sentence, prices, settled_prices
+from vae.measure import TERMS, autocast, term_sums
+from vae.objective import Prices, objective, prices, settled_prices
 from vae.tokenizer import Tokenizers
 
 __all__ = ["Setup", "Run", "TrainingDiverged", "train", "evaluate", "load_model", "resolve_device", "setup_for"]
@@ -108,25 +109,14 @@ def evaluate(model: Seq2SeqVAE, pairs: Pairs, max_tokens: int, device, precision
     """Dev terms per sentence and per token, with z and a at their means (no sampling), and
     `dev_loss`, the objective at the `settled` prices by which the best checkpoint is chosen.
     Data-parallel ranks each take a share of the batches and sum their totals."""
-    model.eval()
-    sums = [0.0, 0.0, 0.0, 0.0, 0.0]  # rec, kl_z, kl_a, tokens, I
-    with torch.no_grad(), _autocast(device, precision):
-        for indices in buckets(pairs, max_tokens, seed=None)[ranks.rank::ranks.world]:
-            batch = collate([pairs.src[i] for i in indices], [pairs.tgt[i] for i in indices])
-            terms = model(batch.to(device), sample=False)
-            for k, key in enumerate(("rec", "kl_z", "kl_a", "tokens")):
-                sums[k] += getattr(terms, key).sum().item()
-            sums[4] += per_sentence(terms, settled).sum().item()
-    rec, kl_z, kl_a, tokens, loss = distributed.sum_across(sums, ranks, device)
+    sums = term_sums(model, pairs, max_tokens, device, prices=settled, precision=precision,
+                     shard=(ranks.rank, ranks.world))
+    rec, kl_z, kl_a, tokens, loss = distributed.sum_across([sums[k] for k in (*TERMS, "loss")], ranks, device)
     n, tokens = len(pairs), max(tokens, 1)
     return {"dev_loss": loss / n, "dev_elbo_loss": (rec + kl_z + kl_a) / n,
             "dev_rec": rec / n, "dev_kl_z": kl_z / n, "dev_kl_a": kl_a / n,
             "dev_nll_per_token": rec / tokens, "dev_ppl": math.exp(min(rec / tokens, 50.0)),
             "dev_kl_z_per_token": kl_z / tokens, "dev_kl_a_per_token": kl_a / tokens}
-
-
-def _autocast(device: torch.device, precision: str):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -213,7 +203,7 @@ class Trainer:
         step_prices = prices(run.step, cfg, self.variant)
         self.model.set_step(run.step)
         batch_tokens = sum(len(self.train_pairs.tgt[i]) + 1 for i in indices)  # the whole batch's, on every rank
-        with _autocast(device, cfg.precision):
+        with autocast(device, cfg.precision):
             terms = self.trainer(batch, sample=True, word_dropout=cfg.word_dropout,
                                  label_smoothing=cfg.label_smoothing)
         # Each rank divides its share's sum by B/N: DDP's mean over the N ranks is the batch's mean.

@@ -16,6 +16,11 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.Tensor |
     return 0.5 * (logvar.exp() + (mu - prior_mu).pow(2) - 1.0 - logvar).sum(-1)
 
 
+def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Mean over sentences of KL[q(z_d|x) || N(0, 1)] for each dimension d: (n, z_dim) → (z_dim,)."""
+    return gaussian_kl(mu[..., None], logvar[..., None]).mean(0)
+
+
 def reparameterise(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """z = μ + σ·ε, ε ~ N(0, I): a sample whose gradient reaches μ and σ (Kingma & Welling, 2014)."""
     return mu + (0.5 * logvar).exp() * torch.randn_like(mu)

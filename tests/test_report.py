@@ -53,3 +53,12 @@ def test_every_latent_attention_variant_gets_verdicts_whatever_its_name():
     assert any(line.startswith("(iii) `gaussian_free_bits` translates at least as well") and "**holds**" in line
                for line in lines)
     assert not any("`deterministic` keeps z" in line for line in lines)  # no latent a, no (ii)/(iii)
+
+
+def test_a_z_that_carries_nothing_measurable_is_not_kept_in_use():
+    # ordinary attention's z costs nothing (−0.001): "twice that" would let any positive crumb pass
+    m = metrics(gaussian_z0=0.005, gaussian_bleu=19.7, gaussian_kl_a=0.3)
+    m["variants"]["deterministic"] = variant(20.0, 3.0, z0=-0.001)
+    assert "keeps z in use: **does not hold**" in claim_verdicts(m)[1]
+    m["variants"]["gaussian"] = variant(19.7, 3.1, z0=0.05, a_prior=0.5, kl_a=0.3)
+    assert "keeps z in use: **holds**" in claim_verdicts(m)[1]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vae.config import Params
-from vae.report import A_IN_USE, KEEPS_Z_RATIO
+from vae.report import A_IN_USE, KEEPS_Z_RATIO, Z_IN_USE
 
 
 def point_name(variant: str, kl_z: float, kl_a: float | None) -> str:
@@ -40,7 +40,6 @@ def current(points: list[dict], budget) -> list[dict]:
     return [p for p in points if p["name"] in names]
 
 
-Z_IN_USE = 0.01  # nats per token: a latent whose removal costs less carries nothing measurable
 
 
 def share_through_z(point: dict) -> float | None:

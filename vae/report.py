@@ -68,7 +68,8 @@ def _rounded_delta(latent: dict, key: str) -> float | None:
 
 
 BYPASS_RATIO = 0.25  # (i): attention's ΔNLL(z=0) below a quarter of the no-attention VAE's
-KEEPS_Z_RATIO = 2.0  # (ii): a latent attention's ΔNLL(z=0) at least twice ordinary attention's
+KEEPS_Z_RATIO = 2.0  # (ii): a latent attention's ΔNLL(z=0) at least twice ordinary attention's …
+Z_IN_USE = 0.01  # … and at least this many nats per token: a latent whose removal costs less carries nothing measurable
 A_IN_USE = 0.1  # nats per token of KL_a: a latent attention whose a has not collapsed onto its prior
 
 
@@ -92,9 +93,10 @@ def claim_verdicts(metrics: dict) -> list[str]:
         cost, d = _z_cost(variants, name), variants[name]["latent"]
         if cost is None or det is None:
             continue
-        keeps = cost >= KEEPS_Z_RATIO * max(det, 0.0)
+        keeps = cost >= max(KEEPS_Z_RATIO * det, Z_IN_USE)
         lines.append(f"(ii) `{name}` keeps z in use: **{'holds' if keeps else 'does not hold'}** — ΔNLL(z=0) {cost:+.3f} "
-                     f"against {det:+.3f} for `deterministic` (rule: ≥ {KEEPS_Z_RATIO:g}×); KL_a {d['kl_a_per_token']:.3f} "
+                     f"against {det:+.3f} for `deterministic` (rule: ≥ {KEEPS_Z_RATIO:g}× and ≥ {Z_IN_USE}); "
+                     f"KL_a {d['kl_a_per_token']:.3f} "
                      f"nats/token ({'in use' if d['kl_a_per_token'] >= A_IN_USE else 'collapsed'}, rule ≥ {A_IN_USE}).")
         if name in ci and "deterministic" in ci:
             bleu, base, half = variants[name]["bleu"], variants["deterministic"]["bleu"], ci["deterministic"]["bleu_ci95"]

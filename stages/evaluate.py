@@ -15,6 +15,10 @@ def main(args, params):
     unknown = [b for b in params.evaluate.baselines if b not in variants]
     if unknown:
         raise UserError(f"'evaluate.baselines': {unknown} are not variants; known: {', '.join(variants)}")
+    missing = [name for name in variants if not (Path(args.decoded) / f"{name}.txt").is_file()]
+    if missing:
+        raise UserError(f"{Path(args.decoded) / (missing[0] + '.txt')}: no such file; decode first "
+                        f"(dvc repro {' '.join('decode@' + name for name in missing)})")
     hypotheses = {name: read_lines(Path(args.decoded) / f"{name}.txt") for name in variants}
     references = read_lines(Path(args.references))[: len(next(iter(hypotheses.values())))]
     scores = {name: corpus_scores(hyps, references) for name, hyps in hypotheses.items()}

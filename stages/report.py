@@ -4,7 +4,7 @@ studies and the collected DVC experiments on one page, with the study plots."""
 import json
 from pathlib import Path
 
-from vae import cli
+from vae import UserError, cli
 from vae.figures import gamma_study, temperature_study
 from vae.io import write_text
 from vae.report import report_markdown
@@ -13,6 +13,10 @@ from vae.study import gamma_rows, temperature_rows
 
 def main(args, params):
     out = Path(args.out)
+    missing = [name for name in params.study.runs if not (Path(args.study) / f"{name}.json").is_file()]
+    if missing:
+        raise UserError(f"{Path(args.study) / (missing[0] + '.json')}: no such file; run the study first "
+                        f"(dvc repro study; {len(missing)} of {len(params.study.runs)} runs missing)")
     studies = [json.loads((Path(args.study) / f"{name}.json").read_text()) for name in params.study.runs]
     temperature = temperature_rows(studies)
     gamma = gamma_rows(studies)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -78,6 +79,9 @@ def test_free_nats_and_attention_price_by_hand():
     per_token = Prices(0.5, 0.1, "token", kl_a_free=0.25, attention=0.2)
     # 6/4 + 2 + 0.1·1/4 + 0.2·2/4 and 2/2 + 1 + 0.1·3/2 + 0.2·1/2
     assert per_sentence(terms, per_token).tolist() == pytest.approx([3.625, 2.25])
+    # the logged loss is every term per sentence, whatever the unit: (8.1 + 0.4 + 3.3 + 0.2) / 2
+    assert objective(terms, per_token).sentence_loss == pytest.approx(6.0)
+    assert objective(terms, dataclasses.replace(per_token, unit="sentence")).sentence_loss == pytest.approx(6.0)
 
 
 def test_free_nats_stop_the_gradient_below_the_threshold():

@@ -133,9 +133,9 @@ TINY_MODEL = {
     "model": {"embedding_dim": 16, "hidden_size": 16, "z_dim": 4, "dropout": 0.0},
     # Pinned rather than inherited, so that the regression values do not move with params.yaml's scale.
     "train": {"epochs": 2, "max_tokens": 600, "device": "cpu", "precision": "fp32", "learning_rate": 0.001,
-              "label_smoothing": 0.0,
+              "label_smoothing": 0.0, "weight_average": 0.0,
               "kl": {"schedule": "linear", "max_weight": 0.05, "warmup_steps": 5000, "cycle_steps": 10000, "ratio": 0.5}},
-    "decode": {"max_sentences": 20, "beam_size": 2, "device": "cpu"},
+    "decode": {"max_sentences": 20, "beam_size": 2, "device": "cpu", "precision": "fp32"},
     "evaluate": {"bootstrap_samples": 50},
     "diagnose": {"max_sentences": 20, "samples": 2, "sample_sentences": 5},
     "study": {"max_pairs": 100, "epochs": 1, "test_sentences": 10, "runs": {

@@ -34,6 +34,23 @@ def test_batched_search_equals_one_sentence_at_a_time(model, beam):
     assert any(batched)  # not all empty: the comparison has something to compare
 
 
+def test_finished_sentences_leave_the_batch(model, monkeypatch):
+    """A sentence whose beams have all stopped is not decoded further; the others' answers stay."""
+    src = [[5], [6, 7, 8, 9, 10, 11, 12, 13, 14, 15]]  # with </s>, length limits 2 + 1 = 3 and 11 + 1 = 12
+    settings = SearchSettings(beam_size=3, max_length_ratio=1.0, max_length_slack=1)
+    rows = []
+    decoder_forward = type(model.decoder).forward
+
+    def forward(self, tokens, *args, **kwargs):
+        rows.append(tokens.size(0))
+        return decoder_forward(self, tokens, *args, **kwargs)
+
+    monkeypatch.setattr(type(model.decoder), "forward", forward)
+    batched = translate_ids(model, src, settings, max_tokens=200)
+    assert rows[:3] == [6, 6, 6] and set(rows[3:]) == {3} and len(rows) <= 12
+    assert batched == [translate_ids(model, [s], settings)[0] for s in src]
+
+
 def test_translations_respect_the_length_limit(model):
     settings = SearchSettings(beam_size=3, max_length_ratio=0.5, max_length_slack=1)
     src = sources()

@@ -15,7 +15,7 @@ from vae.batching import Pairs, collate
 from vae.config import KLScheduleConfig, ModelConfig, TrainConfig, VariantConfig, parse
 from vae.model import Seq2SeqVAE
 from vae.objective import Prices, objective, settled_prices
-from vae.train import Run, Setup, evaluate, load_model, train
+from vae.train import Run, Setup, evaluate, load_model, train, weight_average
 
 VOCAB = 30
 TIMING = {"tokens_per_s", "epoch_seconds", "train_minutes"}  # wall-clock measurements: the only history that may differ
@@ -152,6 +152,50 @@ def test_fingerprint_ignores_device_and_epochs_only():
                     dataclasses.replace(base, model=ModelConfig(16, 16, 8, 0.1)),
                     make_setup(kl=KLScheduleConfig(schedule="constant"))):
         assert changed.fingerprint() != base.fingerprint()
+
+
+# --- the weight average -------------------------------------------------------------------------
+
+
+def test_weight_average_is_the_warmed_up_exponential_average():
+    """avg ← d·avg + (1 − d)·w with d = min(decay, (1 + n)/(10 + n)) after n updates; the first copies."""
+    module = torch.nn.Linear(1, 1, bias=False)
+    average = weight_average(module, decay=0.2)
+    expected = None
+    for n, w in enumerate((1.0, 5.0, 3.0)):
+        with torch.no_grad():
+            module.weight.fill_(w)
+        average.update_parameters(module)
+        d = min(0.2, (1 + n) / (10 + n))
+        expected = w if expected is None else d * expected + (1 - d) * w
+        assert average.module.weight.item() == pytest.approx(expected)
+    assert expected == pytest.approx(0.2 * (2 / 11 * 1 + 9 / 11 * 5) + 0.8 * 3)  # by hand
+
+
+def test_averaged_run_keeps_the_average_and_resumes_to_the_same_result(tmp_path):
+    """best.pt holds the averaged weights (with the model's own buffers: the Gumbel τ); a killed run
+    resumes its average as exactly as its weights."""
+    gumbel = dataclasses.replace(repo_variant("gumbel"), gumbel_anneal_rate=0.05)
+    setup = make_setup(gumbel, weight_average=0.9)
+    assert setup.fingerprint() != make_setup(gumbel).fingerprint()
+    _, run = train(setup, TRAIN, DEV, tmp_path / "whole")
+    with pytest.raises(Interrupt):
+        train(setup, TRAIN, DEV, tmp_path / "killed", on_epoch_end=interrupt_after(1))
+    _, resumed = train(setup, TRAIN, DEV, tmp_path / "killed")
+    assert without_timing(resumed.history) == without_timing(run.history)
+    whole, killed = last_state(tmp_path / "whole"), last_state(tmp_path / "killed")
+    assert_same_weights(whole["average"], killed["average"])
+    best = torch.load(tmp_path / "whole" / "best.pt", weights_only=False)["model"]
+    assert_same_weights(torch.load(tmp_path / "killed" / "best.pt", weights_only=False)["model"], best)
+    kept = run.kept()
+    if kept["epoch"] == run.epoch:  # best.pt is the last average: the model's weights averaged, τ its own
+        averaged = {k.removeprefix("module."): v for k, v in whole["average"].items() if k != "n_averaged"}
+        assert_same_weights(averaged, best)
+    temperature = "decoder.attention.temperature"
+    assert best[temperature] < 1.0 and whole["model"][temperature] == whole["average"][f"module.{temperature}"]
+    assert not all(torch.equal(whole["model"][k], best[k]) for k in best)
+    assert evaluate(load_model(tmp_path / "whole" / "best.pt")[0], DEV, 60, torch.device("cpu"), "fp32",
+                    settled_prices(setup.train, gumbel))["dev_loss"] == pytest.approx(kept["dev_loss"])
 
 
 # --- time budget and what may be resumed ---------------------------------------------------------

@@ -154,6 +154,7 @@ class TrainConfig:
     clip_norm: float = field(default=5.0, metadata=_range(0.0, lo_open=True))
     word_dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))
     label_smoothing: float = field(default=0.0, metadata=_range(0.0, 0.5))  # training only; dev NLL stays the true one
+    weight_average: float = field(default=0.0, metadata=_range(0.0, 0.99999))  # EMA decay of the weights; 0: off
     kl: KLScheduleConfig = KLScheduleConfig()
     pricing: PricingConfig = PricingConfig()
     max_minutes: float = field(default=0.0, metadata=_range(0.0))  # > 0: stop at the first step past this much training time

@@ -27,6 +27,7 @@ Two further prices of a variant, both 0 by default:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -79,6 +80,7 @@ class Objective:
     rec: float  # batch means per sentence, for logging
     kl_z: float
     kl_a: float
+    sentence_loss: float  # I with every term per sentence, whatever the pricing's unit: the logged loss
 
 
 def objective(terms: Terms, p: Prices, sentences: float | None = None) -> Objective:
@@ -90,7 +92,9 @@ def objective(terms: Terms, p: Prices, sentences: float | None = None) -> Object
     """
     n = terms.rec.numel() if sentences is None else sentences
     loss = per_sentence(terms, p).sum() / n
-    return Objective(loss, terms.rec.sum().item() / n, terms.kl_z.sum().item() / n, terms.kl_a.sum().item() / n)
+    logged = loss if p.unit == "sentence" else per_sentence(terms, dataclasses.replace(p, unit="sentence")).sum() / n
+    return Objective(loss, terms.rec.sum().item() / n, terms.kl_z.sum().item() / n, terms.kl_a.sum().item() / n,
+                     logged.item())
 
 
 def kl_weight(step: int, cfg: KLScheduleConfig) -> float:

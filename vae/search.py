@@ -40,11 +40,24 @@ def _repeat(x: torch.Tensor, k: int, dim: int = 0) -> torch.Tensor:
     return x.repeat_interleave(k, dim=dim)
 
 
+def _best(tokens: torch.Tensor, scores: torch.Tensor, k: int, alpha: float) -> list[list[int]]:
+    """The best of each sentence's k finished beams (rows of `tokens`, flat `scores`) by the length
+    penalty, as token ids without <s>, </s> and padding."""
+    body = tokens[:, 1:]
+    lengths = ((body != PAD) & (body != EOS)).sum(1) + 1  # + </s>
+    penalty = ((5.0 + lengths.float()) / 6.0) ** alpha
+    best = (scores / penalty).view(-1, k).argmax(1) + torch.arange(0, len(body), k, device=body.device)
+    return [[t for t in row if t not in (PAD, EOS)] for row in body[best].tolist()]
+
+
 @torch.no_grad()
 def beam_search(model: Seq2SeqVAE, src: torch.Tensor, src_lengths: torch.Tensor,
                 settings: SearchSettings, z: torch.Tensor | None = None) -> list[list[int]]:
     """Best hypothesis per source sentence as token ids (without <s>, </s>, padding).
-    A given `z` (batch, z_dim) replaces the sentence latent (latent traversals)."""
+    A given `z` (batch, z_dim) replaces the sentence latent (latent traversals).
+
+    A sentence whose k beams have all finished leaves the batch, so the steps after it cost
+    only the sentences still being translated."""
     model.eval()
     batch, k = src.size(0), settings.beam_size
     memory, (h, c), _ = model.encode(src, src_lengths, settings.sample, settings.z_source if z is None else z)
@@ -58,33 +71,39 @@ def beam_search(model: Seq2SeqVAE, src: torch.Tensor, src_lengths: torch.Tensor,
     scores[:, 0] = 0.0  # all beams start identical: keep one alive
     tokens = torch.full((batch * k, 1), BOS, dtype=torch.long, device=src.device)
     finished = torch.zeros(batch * k, dtype=torch.bool, device=src.device)
-    offsets = (torch.arange(batch, device=src.device) * k)[:, None]
+    sentences = torch.arange(batch, device=src.device)  # the input sentence of each block of k rows
     ids = torch.arange(model.decoder.out.out_features, device=src.device)
     only_eos = torch.where(ids == EOS, 0.0, float("-inf"))  # a beam at its length limit must stop
     only_pad = torch.where(ids == PAD, 0.0, float("-inf"))  # a finished beam extends for free
+    results: list[list[int]] = [[] for _ in range(batch)]
     for step in range(int(limits.max())):
         logits, (h, c), _ = model.decoder(tokens[:, -1:], (h, c), memory, sample=settings.sample)
-        log_probs = F.log_softmax(logits[:, 0].float(), dim=-1)  # (batch*k, vocab)
+        log_probs = F.log_softmax(logits[:, 0].float(), dim=-1)  # (rows, vocab)
         log_probs[:, PAD] = float("-inf")
         at_limit = step + 1 >= limits
         log_probs[at_limit & ~finished] = only_eos
         log_probs[finished] = only_pad
         vocab = log_probs.size(1)
-        candidates = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)
-        scores, flat = candidates.topk(k, dim=1)  # (batch, k)
-        chosen = (offsets + flat // vocab).view(-1)  # rows of the previous beams
-        new_tokens = (flat % vocab).view(-1, 1)
-        tokens = torch.cat([tokens[chosen], new_tokens], dim=1)
+        candidates = (scores.view(-1, 1) + log_probs).view(-1, k * vocab)
+        scores, flat = candidates.topk(k, dim=1)  # (sentences, k)
+        chosen = (torch.arange(0, len(tokens), k, device=src.device)[:, None] + flat // vocab).view(-1)
+        tokens = torch.cat([tokens[chosen], (flat % vocab).view(-1, 1)], dim=1)
         h, c = h[:, chosen], c[:, chosen]
-        finished = finished[chosen] | (new_tokens[:, 0] == EOS)
-        if bool(finished.all()):
-            break
-
-    body = tokens[:, 1:]
-    lengths = ((body != PAD) & (body != EOS)).sum(1) + 1  # + </s>
-    penalty = ((5.0 + lengths.float()) / 6.0) ** settings.length_penalty
-    best = (scores.view(-1) / penalty).view(batch, k).argmax(1) + offsets[:, 0]
-    return [[t for t in row if t not in (PAD, EOS)] for row in body[best].tolist()]
+        finished = finished[chosen] | (tokens[:, -1] == EOS)
+        done = finished.view(-1, k).all(1)
+        if bool(done.any()):
+            rows = done.repeat_interleave(k)
+            for sentence, hypothesis in zip(sentences[done].tolist(),
+                                            _best(tokens[rows], scores[done].view(-1), k, settings.length_penalty)):
+                results[sentence] = hypothesis
+            if bool(done.all()):
+                break
+            rows, sentences, scores = ~rows, sentences[~done], scores[~done]
+            tokens, finished, limits, h, c = tokens[rows], finished[rows], limits[rows], h[:, rows], c[:, rows]
+            memory.states, memory.mask = memory.states[rows], memory.mask[rows]
+            if memory.z is not None:
+                memory.z = memory.z[rows]
+    return results
 
 
 def translate_ids(model: Seq2SeqVAE, sources: list[list[int]], settings: SearchSettings,

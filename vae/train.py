@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch.optim.swa_utils import AveragedModel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from vae import UserError, distributed
@@ -119,6 +120,22 @@ def evaluate(model: Seq2SeqVAE, pairs: Pairs, max_tokens: int, device, precision
             "dev_kl_z_per_token": kl_z / tokens, "dev_kl_a_per_token": kl_a / tokens}
 
 
+def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of `model`'s weights, the model that is evaluated, kept and decoded.
+
+    With a constant learning rate Adam's weights keep jittering around a minimum; their average sits
+    nearer to it (Polyak averaging), which is what a decaying rate would buy without fixing the
+    run's length in advance. The decay warms up as min(decay, (1 + n)/(10 + n)) after n updates, so
+    the weights of the first steps fade within a few hundred steps, not within 1/(1 − decay).
+    Buffers (the Gumbel τ) are copied, not averaged.
+    """
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], updates: torch.Tensor) -> None:
+        n = float(updates)
+        torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
+
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=False)
+
+
 def _rng_state(device: torch.device) -> dict:
     return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
@@ -142,6 +159,7 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         self.model = build_model(setup.src_vocab, setup.tgt_vocab, setup.model, self.variant).to(self.device)
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=self.cfg.learning_rate)
+        self.average = weight_average(self.model, self.cfg.weight_average) if self.cfg.weight_average else None
         if self.ranks.distributed:  # same initial weights everywhere, different dropout and latent noise per rank
             torch.manual_seed(self.cfg.seed + self.ranks.rank)
         self.run = self._resume()
@@ -174,6 +192,8 @@ class Trainer:
             return Run(max_minutes=self.cfg.max_minutes)
         self.model.load_state_dict(blob["model"])
         self.optimiser.load_state_dict(blob["optimiser"])
+        if self.average is not None:
+            self.average.load_state_dict(blob["average"])
         states = blob["rng"]  # one per rank
         if len(states) == self.ranks.world:
             _set_rng_state(states[self.ranks.rank], self.device)
@@ -208,8 +228,8 @@ class Trainer:
                                  label_smoothing=cfg.label_smoothing)
         # Each rank divides its share's sum by B/N: DDP's mean over the N ranks is the batch's mean.
         result = objective(terms, step_prices, sentences=len(indices) / ranks.world)
-        loss, rec, kl_z, kl_a = (v / ranks.world for v in distributed.sum_across(
-            [result.loss.item(), result.rec, result.kl_z, result.kl_a], ranks, device))
+        loss, rec, kl_z, kl_a, per_sentence_loss = (v / ranks.world for v in distributed.sum_across(
+            [result.loss.item(), result.rec, result.kl_z, result.kl_a, result.sentence_loss], ranks, device))
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 run.step, f"{self.label}: the loss became {loss} at step {run.step} (epoch {run.epoch + 1}): rec "
@@ -220,7 +240,8 @@ class Trainer:
         totals["grad_norm"] = max(totals["grad_norm"],
                                   float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)))
         self.optimiser.step()
-        per_sentence_loss = rec + step_prices.kl_z * kl_z + step_prices.kl_a * kl_a  # logged in one unit, whatever the pricing
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         per_token = per_sentence_loss * len(indices) / batch_tokens
         ema = run.loss_ema
         totals["spikes"] += ema is not None and run.step >= SPIKE_WARMUP and per_token > SPIKE_FACTOR * ema
@@ -237,10 +258,15 @@ class Trainer:
         return f"{self.last} still holds the last good checkpoint" if self.last.is_file() else \
             "no checkpoint had been written, so nothing was saved"
 
+    @property
+    def evaluated(self) -> Seq2SeqVAE:
+        """The weights that are evaluated on dev and kept in best.pt: the average, where there is one."""
+        return self.model if self.average is None else self.average.module
+
     def _end_segment(self, totals: dict, seconds: float, batches: int, weight: float) -> None:
         """Dev evaluation, the history row, and the checkpoints, after an epoch or a budget stop."""
         run, cfg = self.run, self.cfg
-        dev = evaluate(self.model, self.dev_pairs, cfg.max_tokens, self.device, cfg.precision,
+        dev = evaluate(self.evaluated, self.dev_pairs, cfg.max_tokens, self.device, cfg.precision,
                        settled_prices(cfg, self.variant), self.ranks)
         uniform = math.log(self.setup.tgt_vocab)
         if not math.isfinite(dev["dev_loss"]) or dev["dev_nll_per_token"] > DIVERGED_FACTOR * uniform:
@@ -265,11 +291,12 @@ class Trainer:
         rng = distributed.gather(_rng_state(self.device), self.ranks)  # a collective: every rank takes part
         if self.ranks.is_main:
             if improved:
-                save_torch(self.best, {"setup": self.setup.as_dict(), "model": self.model.state_dict(),
+                save_torch(self.best, {"setup": self.setup.as_dict(), "model": self.evaluated.state_dict(),
                                        "epoch": row["epoch"]})
             save_torch(self.last, {"fingerprint": self.setup.fingerprint(), "setup": self.setup.as_dict(),
                                    "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
-                                   "run": dataclasses.asdict(run), "rng": rng})
+                                   "run": dataclasses.asdict(run), "rng": rng,
+                                   **({} if self.average is None else {"average": self.average.state_dict()})})
         distributed.barrier(self.ranks)  # the checkpoint is on disk before any rank goes on
 
     def _eta(self, batches: int) -> str:

@@ -127,20 +127,17 @@ class GaussianAttention(DeterministicAttention):
         mask = src_mask[..., None].to(memory.dtype)
         return ((memory * mask).sum(1) / mask.sum(1)).float()[:, None, :]
 
-    def moments(self, queries, memory, src_mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """μ_j, log σ_j² (batch, tgt_len, memory) in fp32, and the log of the mean's weights α."""
-        log_weights = self.log_weights(queries, memory, src_mask)
-        mu = torch.bmm(log_weights.exp().to(memory.dtype), memory)
-        return mu.float(), self.to_logvar(mu).float(), log_weights
-
     def forward(self, queries, memory, src_mask, sample: bool, a_source: str = "posterior") -> Attended:
-        mu, logvar, log_weights = self.moments(queries, memory, src_mask)
+        log_weights = self.log_weights(queries, memory, src_mask)
+        weights = log_weights.exp()
+        mu = torch.bmm(weights.to(memory.dtype), memory)
+        mu, logvar = mu.float(), self.to_logvar(mu).float()  # the moments of q(a_j|X), in fp32
         prior_mu = self.prior_mean(memory, src_mask)
         if a_source == "prior":
             context = torch.zeros_like(mu) + prior_mu
         else:
             context = reparameterise(mu, logvar) if sample else mu
-        return Attended(context.to(memory.dtype), gaussian_kl(mu, logvar, prior_mu), log_weights.exp(), logvar,
+        return Attended(context.to(memory.dtype), gaussian_kl(mu, logvar, prior_mu), weights, logvar,
                         categorical_kl_uniform(log_weights, src_mask))
 
 

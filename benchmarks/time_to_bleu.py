@@ -12,7 +12,7 @@ results/time_to_bleu.json (keyed by variant, config and minutes) and drawn in ti
 
 With --trained, nothing is trained: the pipeline's own model of each variant named (models/<variant>.pt,
 its training minutes from results/train/<variant>.json) becomes one point, with dev BLEU (greedy) and
-test BLEU (beam 5, the whole test split):
+test BLEU (beam 5, the whole test split: the pipeline's own where `dvc repro` decoded so):
 
     PYTHONPATH=. python benchmarks/time_to_bleu.py --trained plain deterministic gumbel --config root-2ep
 """
@@ -49,6 +49,16 @@ def machine(device: torch.device, precision: str) -> str:
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {precision}"
 
 
+def run_arguments(p: argparse.ArgumentParser, name: str) -> None:
+    """The options every training benchmark shares; `name` names its checkpoints and results."""
+    p.add_argument("--dev-sentences", type=int, default=500)
+    p.add_argument("--test", action="store_true", help="beam-5 BLEU on the whole test split at the end")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--data", default="data")
+    p.add_argument("--checkpoints", default=f"checkpoints/{name}")
+    p.add_argument("--out", default=f"results/{name}.json")
+
+
 def bleu(model, pairs: Pairs, references: list[str], tokenizers: Tokenizers, settings: SearchSettings,
          max_tokens: int, device):
     start = time.perf_counter()
@@ -66,12 +76,7 @@ def main() -> None:
     p.add_argument("--every", type=float, default=4.0, help="training minutes between dev BLEU measurements")
     p.add_argument("--epochs", type=int, default=0,
                    help="N > 0: measure after each of N epochs instead (equal updates, whatever the machine's load)")
-    p.add_argument("--dev-sentences", type=int, default=500)
-    p.add_argument("--test", action="store_true", help="beam-5 BLEU on the whole test split at the end")
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--data", default="data")
-    p.add_argument("--checkpoints", default="checkpoints/time_to_bleu")
-    p.add_argument("--out", default="results/time_to_bleu.json")
+    run_arguments(p, "time_to_bleu")
     p.add_argument("--trained", nargs="+", metavar="VARIANT", help="record the pipeline's trained models instead")
     args = p.parse_args()
     if args.trained:
@@ -124,21 +129,29 @@ def main() -> None:
 
 
 def record_trained(args) -> None:
-    """One point per variant from the pipeline's models/<variant>.pt and results/train/<variant>.json."""
+    """One point per variant from the pipeline's models/<variant>.pt and results/train/<variant>.json.
+    Test BLEU is the pipeline's own (results/metrics.json) where its decode was beam 5 on the whole
+    test split; otherwise the model is decoded here with beam 5."""
     params = load_params(args.params, args.overrides)
     data = Path(args.data)
     tokenizers = Tokenizers.load(data / "tokenizer")
     dev = Pairs.load(data / "encoded" / "dev.pt").head(args.dev_sentences)
     test = Pairs.load(data / "encoded" / "test.pt")
     device = resolve_device(params.decode.device)
+    metrics = json.loads(Path("results/metrics.json").read_text())
     points, decode = [], None
     for variant in args.trained:
         model, _ = load_model(Path("models") / f"{variant}.pt", device)
         trained = json.loads((Path("results") / "train" / f"{variant}.json").read_text())
+        decoded = json.loads((Path("results") / "decode" / f"{variant}.json").read_text())
         dev_scores, _ = bleu(model, dev, read_lines(data / "prepared" / "dev.tgt"), tokenizers,
                              SearchSettings.from_config(params.decode, beam_size=1), params.decode.max_tokens, device)
-        scores, speed = bleu(model, test, read_lines(data / "prepared" / "test.tgt"), tokenizers,
-                             SearchSettings.from_config(params.decode, beam_size=5), params.decode.max_tokens, device)
+        if decoded["beam_size"] == 5 and decoded["sentences"] == metrics["test_sentences"] == len(test):
+            scores, speed, precision = metrics["variants"][variant], decoded["sentences_per_s"], decoded["precision"]
+        else:
+            scores, speed = bleu(model, test, read_lines(data / "prepared" / "test.tgt"), tokenizers,
+                                 SearchSettings.from_config(params.decode, beam_size=5), params.decode.max_tokens, device)
+            precision = params.decode.precision
         point = {"variant": variant, "config": args.config, "overrides": args.overrides,
                  "train_minutes": round(trained["train_minutes"], 2), "steps": trained["steps"],
                  "epochs": trained["epochs"], "dev_nll_per_token": trained["dev_nll_per_token"],
@@ -151,7 +164,7 @@ def record_trained(args) -> None:
         if variant == "plain":
             decode = {"beam5_sentences_per_s": round(speed, 1), "model": f"models/{variant}.pt ({args.config})",
                       "sentences": len(test), "test_bleu": scores["bleu"], "bleu_signature": scores["bleu_signature"],
-                      "machine": machine(device, params.decode.precision), "max_tokens": params.decode.max_tokens}
+                      "machine": machine(device, precision), "max_tokens": params.decode.max_tokens}
     merge(Path(args.out), points, decode)
 
 

@@ -26,7 +26,7 @@ from vae.search import SearchSettings
 from vae.tokenizer import Tokenizers
 from vae.train import Trainer, evaluate, setup_for, weight_average
 
-from time_to_bleu import bleu, machine  # noqa: E402 (benchmarks/ is on the path when run as a script)
+from time_to_bleu import bleu, machine, run_arguments  # noqa: E402 (benchmarks/ is on the path when run as a script)
 
 
 def main() -> None:
@@ -34,12 +34,7 @@ def main() -> None:
     p.add_argument("--variant", default="plain")
     p.add_argument("-S", dest="overrides", action="append", default=[], help="section.key=value, as dvc exp run -S")
     p.add_argument("--decays", type=float, nargs="+", default=[0.995, 0.998, 0.999, 0.9995])
-    p.add_argument("--dev-sentences", type=int, default=500)
-    p.add_argument("--test", action="store_true", help="beam-5 BLEU on the whole test split at the end")
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--data", default="data")
-    p.add_argument("--checkpoints", default="checkpoints/weight_average")
-    p.add_argument("--out", default="results/weight_average.json")
+    run_arguments(p, "weight_average")
     args = p.parse_args()
 
     params = load_params(args.params, [*args.overrides, "train.weight_average=0"])

@@ -59,12 +59,12 @@ def main() -> None:
         return status
 
     trainer._step = step
+    weights = {"training weights": trainer.model, **{f"average {d:g}": a.module for d, a in averages.items()}}
     greedy = SearchSettings.from_config(params.decode, beam_size=1)
     rows = []
 
     def measure(run) -> None:
-        for name, model in [("training weights", trainer.model),
-                            *((f"average {d:g}", a.module) for d, a in averages.items())]:
+        for name, model in weights.items():
             dev = evaluate(model, dev_pairs, cfg.max_tokens, trainer.device, cfg.precision,
                            settled_prices(cfg, variant))
             scores, _ = bleu(model, dev_pairs.head(args.dev_sentences), dev_refs, tokenizers, greedy,
@@ -85,8 +85,8 @@ def main() -> None:
         refs = read_lines(data / "prepared" / "test.tgt")
         last = [r for r in rows if r["step"] == run.step and r["weights"] != "training weights"]
         best = min(last, key=lambda r: r["dev_nll_per_token"])["weights"]
-        for name, model in [("training weights", trainer.model),
-                            (best, averages[float(best.split()[-1])].module)]:
+        for name in ("training weights", best):
+            model = weights[name]
             scores, speed = bleu(model, test, refs, tokenizers, SearchSettings.from_config(params.decode, beam_size=5),
                                  params.decode.max_tokens, trainer.device)
             tests.append({"weights": name, "test_bleu_beam5": scores["bleu"], "signature": scores["bleu_signature"],

@@ -15,7 +15,7 @@ from vae.batching import Pairs, collate
 from vae.config import KLScheduleConfig, ModelConfig, TrainConfig, VariantConfig, parse
 from vae.model import Seq2SeqVAE
 from vae.objective import Prices, objective, settled_prices
-from vae.train import Run, Setup, Trainer, evaluate, learning_rate_at, load_model, train, weight_average
+from vae.train import Run, Setup, evaluate, load_model, train, weight_average
 
 VOCAB = 30
 TIMING = {"tokens_per_s", "epoch_seconds", "train_minutes"}  # wall-clock measurements: the only history that may differ
@@ -142,7 +142,7 @@ def test_checkpoint_from_other_settings_is_not_resumed(tmp_path):
     assert_same_weights(last_state(tmp_path)["model"], last_state(fresh)["model"])
 
 
-def test_fingerprint_ignores_device_and_epochs_only_under_a_constant_rate():
+def test_fingerprint_ignores_device_and_epochs_only():
     base = make_setup()
     assert make_setup(device="cuda").fingerprint() == base.fingerprint()
     assert make_setup(epochs=9).fingerprint() == base.fingerprint()
@@ -152,42 +152,6 @@ def test_fingerprint_ignores_device_and_epochs_only_under_a_constant_rate():
                     dataclasses.replace(base, model=ModelConfig(16, 16, 8, 0.1)),
                     make_setup(kl=KLScheduleConfig(schedule="constant"))):
         assert changed.fingerprint() != base.fingerprint()
-    decayed = make_setup(learning_rate_decay="linear")  # its course depends on the run's length
-    assert make_setup(learning_rate_decay="linear", epochs=9).fingerprint() != decayed.fingerprint()
-    assert make_setup(learning_rate_decay="linear", max_minutes=5.0).fingerprint() != decayed.fingerprint()
-    assert make_setup(learning_rate_decay="linear", device="cuda").fingerprint() == decayed.fingerprint()
-
-
-# --- the learning rate's course -----------------------------------------------------------------
-
-
-def test_learning_rate_decays_to_zero_over_the_planned_run():
-    for decay, halfway, quarter in (("constant", 4.0, 4.0), ("linear", 2.0, 3.0), ("cosine", 2.0, 2.0 + 2.0 ** 0.5)):
-        cfg = TrainConfig(learning_rate=4.0, learning_rate_decay=decay)
-        assert learning_rate_at(cfg, 0.0) == 4.0
-        assert learning_rate_at(cfg, 0.5) == pytest.approx(halfway)
-        assert learning_rate_at(cfg, 0.25) == pytest.approx(quarter)  # cosine: 2·(1 + cos(π/4))
-        assert learning_rate_at(cfg, 1.5) == learning_rate_at(cfg, 1.0) == (4.0 if decay == "constant" else 0.0)
-
-
-def test_decayed_run_steps_at_the_decayed_rate_and_resumes_to_the_same_result(tmp_path):
-    """Each step takes the rate of its place in the planned epochs (the last one lr/N of N steps); a
-    killed run resumes on the same course; a time budget moves the course on when it runs out first."""
-    setup = make_setup("deterministic", learning_rate_decay="linear")
-    _, run = train(setup, TRAIN, DEV, tmp_path / "whole")
-    planned = run.step
-    assert [row["learning_rate"] for row in run.history] == pytest.approx(
-        [3e-3 * (1 - (row["step"] - 1) / planned) for row in run.history])
-    with pytest.raises(Interrupt):
-        train(setup, TRAIN, DEV, tmp_path / "killed", on_epoch_end=interrupt_after(1))
-    _, resumed = train(setup, TRAIN, DEV, tmp_path / "killed")
-    assert without_timing(resumed.history) == without_timing(run.history)
-    assert_same_weights(last_state(tmp_path / "whole")["model"], last_state(tmp_path / "killed")["model"])
-    budgeted = Trainer(make_setup("deterministic", learning_rate_decay="linear", max_minutes=10.0), TRAIN, DEV,
-                       tmp_path / "budget", "budget")
-    assert budgeted.planned_steps == planned and budgeted.progress() == 0.0
-    budgeted.run.step, budgeted.run.train_seconds = 1, 450.0  # three quarters of the 10 minutes
-    assert budgeted.progress() == 0.75
 
 
 # --- the weight average -------------------------------------------------------------------------

@@ -151,9 +151,6 @@ class TrainConfig:
     max_tokens: int = field(default=4000, metadata=_range(1))  # target tokens per batch
     max_pairs: int = field(default=0, metadata=_range(0))  # 0: the whole training split
     learning_rate: float = field(default=1e-3, metadata=_range(0.0, lo_open=True))
-    # the rate's course over the planned run (train.epochs, and train.max_minutes where set): constant,
-    # or decayed to 0 at its end, linearly or along a half cosine (vae.train.learning_rate_at)
-    learning_rate_decay: Literal["constant", "linear", "cosine"] = "constant"
     clip_norm: float = field(default=5.0, metadata=_range(0.0, lo_open=True))
     word_dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))
     label_smoothing: float = field(default=0.0, metadata=_range(0.0, 0.5))  # training only; dev NLL stays the true one

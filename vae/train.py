@@ -61,9 +61,8 @@ class Setup:
     def fingerprint(self) -> str:
         resumable = self.as_dict()
         resumable["train"].pop("device")  # a run may resume on another device,
-        if self.train.learning_rate_decay == "constant":  # and train for longer, where no schedule
-            resumable["train"].pop("epochs")                 # depends on the run's length
-            resumable["train"].pop("max_minutes")
+        resumable["train"].pop("epochs")  # and train for longer: no schedule depends on the run's length,
+        resumable["train"].pop("max_minutes")
         resumable["train"].pop("processes")  # and on more or fewer ranks: they make the same steps
         return hashlib.sha256(json.dumps(resumable, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -137,17 +136,6 @@ def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel:
     return AveragedModel(model, multi_avg_fn=update, use_buffers=False)
 
 
-def learning_rate_at(cfg: TrainConfig, progress: float) -> float:
-    """The learning rate after `progress` (0 to 1) of the planned run: a decay to 0 at its end lets
-    the last updates settle into a minimum instead of jittering around it at the peak rate."""
-    progress = min(max(progress, 0.0), 1.0)
-    if cfg.learning_rate_decay == "linear":
-        return cfg.learning_rate * (1.0 - progress)
-    if cfg.learning_rate_decay == "cosine":
-        return cfg.learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
-    return cfg.learning_rate
-
-
 def _rng_state(device: torch.device) -> dict:
     return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
@@ -177,7 +165,6 @@ class Trainer:
         self.run = self._resume()
         self.trainer = distributed.wrap(self.model, self.ranks, self.device)
         self.budget = self.cfg.max_minutes * 60.0
-        self.planned_steps = len(self.epoch_batches(0)) * self.cfg.epochs
 
     def _resume(self) -> Run:
         if self.ranks.is_main:  # a kill during a save leaves its temporary file (vae.io.atomic_path) behind
@@ -228,11 +215,6 @@ class Trainer:
     def out_of_time(self) -> bool:
         return bool(self.budget) and self.run.train_seconds >= self.budget
 
-    def progress(self) -> float:
-        """How far the planned run has come: by its steps, or by its time budget where that runs out first."""
-        by_steps = self.run.step / max(self.planned_steps, 1)
-        return max(by_steps, self.run.train_seconds / self.budget) if self.budget else by_steps
-
     def _step(self, indices: list[int], totals: dict) -> str:
         """One optimiser step on the batch `indices`; adds to `totals`; returns a progress status."""
         run, ranks, device, cfg = self.run, self.ranks, self.device, self.cfg
@@ -255,8 +237,6 @@ class Trainer:
                 f"{self._kept()}. Try a lower train.learning_rate or train.clip_norm, or a higher gumbel_tau_min.")
         self.optimiser.zero_grad(set_to_none=True)
         result.loss.backward()
-        for group in self.optimiser.param_groups:
-            group["lr"] = learning_rate_at(cfg, self.progress())
         totals["grad_norm"] = max(totals["grad_norm"],
                                   float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)))
         self.optimiser.step()
@@ -299,8 +279,7 @@ class Trainer:
                "train_minutes": run.train_seconds / 60,
                **{f"train_{k}": totals[k] / sentences for k in ("loss", "rec", "kl_z", "kl_a")},
                "train_loss_per_token": totals["loss"] / tokens,
-               "kl_weight": weight, "learning_rate": self.optimiser.param_groups[0]["lr"],
-               **self.model.decoder.attention.schedule_values(),
+               "kl_weight": weight, **self.model.decoder.attention.schedule_values(),
                **dev,
                "grad_norm_max": totals["grad_norm"], "loss_spikes": totals["spikes"],
                "tokens_per_s": totals["tokens"] / max(seconds, 1e-9), "epoch_seconds": seconds}
@@ -333,7 +312,8 @@ class Trainer:
 
     def fit(self, on_epoch_end: Callable[[Run], None] | None = None) -> Run:
         run, cfg = self.run, self.cfg
-        total = self.planned_steps
+        batches_per_epoch = len(self.epoch_batches(0))
+        total = batches_per_epoch * cfg.epochs
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=False, disable=not self.ranks.is_main) as progress:

@@ -5,7 +5,7 @@
 # one-change learning levers of `plain` (benchmarks/time_to_bleu.py, LEVER_EPOCHS each).
 # Usage: OUT=<dir> TRAIN_MINUTES=<m> bash benchmarks/gpu_claim_run.sh
 #   RUNS="default:v1,v2 authors:v1": which variants each pricing trains (default: all six under both)
-#   EXTRA_VARIANTS='{"name": {variant keys}}': variants added to the default pricing's params.yaml
+#   EXTRA_VARIANTS='{"name": {variant keys}}': variants added to both pricings' params.yaml (name them in RUNS)
 #   LEVERS='name -S key=value ...;name2 ...': the lever runs (default: last session's four)
 # Everything it produces is packed into $OUT/claim_run.tgz (again after each phase, so a run
 # cut short still brings back what it finished).
@@ -31,8 +31,7 @@ import json, os, sys, yaml
 TOKENS = os.environ.get("MAX_TOKENS", 1500)
 path, pricing, variants, minutes, epochs, extra, extra_variants = sys.argv[1:]
 p = yaml.safe_load(open(path))
-if pricing == "default":
-    p["variants"].update(json.loads(extra_variants))
+p["variants"].update(json.loads(extra_variants))  # under either pricing; RUNS picks which train
 def put(key, value):
     *head, last = key.split(".")
     node = p

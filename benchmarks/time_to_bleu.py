@@ -4,7 +4,8 @@ Trains one variant under a configuration (params.yaml plus `-S key=value` overri
 `dvc exp run`) in segments of `--every` training minutes up to `--minutes`; after each segment
 (the run resumes from its checkpoint, so evaluation time is not training time) it measures dev
 BLEU by greedy search on the first `--dev-sentences` dev pairs, and at the end, with `--test`,
-test BLEU with beam 5 on the whole test split and the decoding speed. Points are merged into
+test BLEU with beam 5 on the whole test split and the decoding speed (in the point; the JSON's
+`decode` is the pipeline's own model's, from --trained). Points are merged into
 results/time_to_bleu.json (keyed by variant, config and minutes) and drawn in time_to_bleu.png.
 
     PYTHONPATH=. python benchmarks/time_to_bleu.py --variant plain --config lr3e-3 -S train.learning_rate=0.003 \\
@@ -115,17 +116,14 @@ def main() -> None:
         points.append(point)
         if run.epoch >= cfg.epochs and not args.epochs:
             break
-    decode = None
-    if args.test:
+    if args.test:  # the speed stays with its point: the top-level `decode` is the pipeline's model's (--trained)
         test = Pairs.load(data / "encoded" / "test.pt")
         scores, speed = bleu(model, test, read_lines(data / "prepared" / "test.tgt"), tokenizers,
                              SearchSettings.from_config(params.decode, beam_size=5), params.decode.max_tokens, device)
         points[-1] |= {"test_bleu": scores["bleu"], "test_bleu_signature": scores["bleu_signature"],
-                       "test_sentences": len(test)}
-        decode = {"beam5_sentences_per_s": round(speed, 1), "model": f"{args.variant}/{args.config}",
-                  "sentences": len(test), "machine": machine(device, params.decode.precision)}
-        print(json.dumps(points[-1] | {"decode": decode}), flush=True)
-    merge(Path(args.out), points, decode)
+                       "test_sentences": len(test), "beam5_sentences_per_s": round(speed, 1)}
+        print(json.dumps(points[-1]), flush=True)
+    merge(Path(args.out), points, None)
 
 
 def record_trained(args) -> None:

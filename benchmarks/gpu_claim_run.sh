@@ -43,7 +43,7 @@ common = {"train.epochs": int(epochs), "train.max_minutes": float(minutes), "tra
 authors = {"train.pricing.unit": "token", "train.pricing.kl_a_weight": "annealed", "train.kl.schedule": "tanh",
            "train.kl.max_weight": 1.0, "train.kl.tanh_centre": 4500, "train.kl.tanh_width": 1000,
            "train.kl.freeze_step": 3000, "variants.gaussian.gamma_a": 0.1, "variants.gumbel.gamma_a": 0.1,
-           "variants.gaussian.gaussian_prior": "encoder_mean", "train.word_dropout": 0.25,
+           "variants.gaussian.gaussian_prior": "encoder_mean", "train.word_dropout": 0.25, "model.dropout": 0.2,
            "variants.plain.attention_kl_price": 0.0, "variants.deterministic.attention_kl_price": 0.0}
 for key, value in {**common, **(authors if pricing == "authors" else {}), **json.loads(extra)}.items():
     put(key, value)

@@ -27,6 +27,6 @@ def test_authors_pricing_line_sets_what_the_page_says():
             train.kl.freeze_step) == ("tanh", 1.0, 4500, 1000, 3000)
     assert params.variants["gaussian"].gamma_a == params.variants["gumbel"].gamma_a == 0.1
     assert params.variants["gaussian"].gaussian_prior == "encoder_mean"
-    assert train.word_dropout == 0.25
+    assert train.word_dropout == 0.25 and params.model.dropout == 0.2  # dropout_keep_prob 0.8
     assert all(v.attention_kl_price == 0 for v in params.variants.values())  # the authors have no entropy bonus
     assert re.search(r"frozen at 0\.0474", (REPO / "docs/pricing.md").read_text(encoding="utf-8"))

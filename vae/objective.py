@@ -92,7 +92,8 @@ def objective(terms: Terms, p: Prices, sentences: float | None = None) -> Object
     """
     n = terms.rec.numel() if sentences is None else sentences
     loss = per_sentence(terms, p).sum() / n
-    logged = loss if p.unit == "sentence" else per_sentence(terms, dataclasses.replace(p, unit="sentence")).sum() / n
+    with torch.no_grad():  # the logged loss is never differentiated
+        logged = loss if p.unit == "sentence" else per_sentence(terms, dataclasses.replace(p, unit="sentence")).sum() / n
     return Objective(loss, terms.rec.sum().item() / n, terms.kl_z.sum().item() / n, terms.kl_a.sum().item() / n,
                      logged.item())
 

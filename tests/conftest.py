@@ -154,6 +154,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, body)
 
     def _reply(self, code: int, body: bytes, headers: dict | None = None):
+        # Recorded before the reply leaves: the client may finish reading (and the test assert)
+        # before this thread runs again.
+        self.server.responses.append(code)
         self.send_response(code)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
@@ -161,8 +164,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(body)
-        srv = self.server
-        srv.responses.append(code)
 
     def log_message(self, *args):  # keep pytest output clean
         pass

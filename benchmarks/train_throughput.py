@@ -1,30 +1,38 @@
-"""Training throughput (target tokens/s) of every variant against a minimal reference loop.
+"""Training throughput (target tokens/s) of every variant: the training loop's own step against a bare reference loop.
 
-The reference is the same architecture as each variant, written plainly in PyTorch with nothing
-of ours: one bidirectional nn.LSTM over padded sources (so, unlike ours, padding leaks into the
-backward direction), the sentence latent z when the variant has one, one fused decoder LSTM,
-bilinear attention over all steps at once (deterministic, Gaussian a with its σ network, or
-Gumbel-softmax weights), the output layer over every position, cross-entropy ignoring padding,
-the KL terms, the same dropout, Adam and clipping. Both see the same batches in the same order;
-the first `--warmup` steps are not timed.
+"Ours" is `vae.train.Trainer`'s step, all of it: collating the batch, the step's prices, the forward
+pass, the objective, backward, clipping, Adam, the weight average and the running totals. The
+reference is the same architecture written plainly in PyTorch with nothing of ours: one
+bidirectional nn.LSTM over padded sources (so, unlike ours, padding leaks into the backward
+direction), the sentence latent z when the variant has one, one fused decoder LSTM, bilinear
+attention over all steps at once (deterministic, Gaussian a with its σ network, or Gumbel-softmax
+weights), the output layer over every position, cross-entropy ignoring padding, the KL terms, the
+same dropout, Adam and clipping; no label smoothing, entropy bonus or weight average. Both see the
+same batches; the first `--warmup` are not timed. This machine's speed drifts by tens of percent
+within minutes, so the two loops alternate `--rounds` times and the ratio is each round's, the
+median given with the range.
 
-    PYTHONPATH=. python benchmarks/train_throughput.py [--pairs 3000] [--steps 20] [--precision fp32|bf16]
+    PYTHONPATH=. python benchmarks/train_throughput.py [--pairs 3000] [--steps 10] [--rounds 5] [--variants plain ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import statistics
+import tempfile
 import time
+from collections import defaultdict
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vae.batching import Pairs, iterate
+from vae.batching import Pairs, collate
 from vae.config import VariantConfig, load_params
-from vae.model import build_model
-from vae.objective import Prices, objective
 from vae.symbols import PAD
+from vae.train import Trainer, setup_for
 
 
 class ReferenceSeq2Seq(nn.Module):
@@ -87,61 +95,70 @@ class ReferenceSeq2Seq(nn.Module):
         return rec + 0.05 * kl_z + self.gamma * kl_a
 
 
-def timed(step, batches, warmup: int) -> float:
-    tokens, start = 0, None
-    for i, batch in enumerate(batches):
-        if i == warmup:
-            tokens, start = 0, time.perf_counter()
-        step(batch)
-        tokens += int(batch.tgt_mask.sum())
-    return tokens / (time.perf_counter() - start)
+def timed(step, batches) -> tuple[float, int]:
+    """Seconds and target tokens of one pass of `step` over `batches`."""
+    tokens, start = 0, time.perf_counter()
+    for indices in batches:
+        tokens += step(indices)
+    return time.perf_counter() - start, tokens
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", type=int, default=3000)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=10, help="timed steps per loop and round")
+    p.add_argument("--rounds", type=int, default=5, help="reference and ours alternate this many times")
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    p.add_argument("--params", default="params.yaml", help="model sizes and batch size from here")
+    p.add_argument("--precision", choices=["fp32", "bf16"], help="default: train.precision")
+    p.add_argument("--variants", nargs="*", help="default: every variant in params")
+    p.add_argument("--params", default="params.yaml", help="model sizes, batch size and precision from here")
     args = p.parse_args()
     params = load_params(args.params)
-    torch.manual_seed(0)
+    cfg = dataclasses.replace(params.train, device="cpu", max_pairs=args.pairs, max_minutes=0,
+                              precision=args.precision or params.train.precision)
     pairs = Pairs.load("data/encoded/train.pt", args.pairs)
-    batches = list(iterate(pairs, params.train.max_tokens, seed=1))[: args.steps + args.warmup]
-    vocab = 8000
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cfg.precision}, "
+          f"{args.rounds} rounds of {args.steps} steps of ≤{cfg.max_tokens} target tokens per loop")
+    for name in args.variants or list(params.variants):
+        variant = params.variants[name]
+        with tempfile.TemporaryDirectory() as checkpoints:
+            setup = setup_for(params.model, variant, cfg, Path("data"), pairs)
+            trainer = Trainer(setup, pairs, pairs, Path(checkpoints), name)
+        batches = trainer.epoch_batches(0)[: args.warmup + args.steps]
+        warmup, batches = batches[: args.warmup], batches[args.warmup:]
+        torch.manual_seed(0)
+        reference = ReferenceSeq2Seq(setup.src_vocab, params.model.embedding_dim, params.model.hidden_size,
+                                     params.model.z_dim, params.model.dropout, variant)
+        ref_opt = torch.optim.Adam(reference.parameters(), cfg.learning_rate)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.precision}, "
-          f"{args.steps} timed steps of ≤{params.train.max_tokens} target tokens")
-    for name, variant in params.variants.items():
-        reference = ReferenceSeq2Seq(vocab, params.model.embedding_dim, params.model.hidden_size, params.model.z_dim,
-                                     params.model.dropout, variant)
-        ref_opt = torch.optim.Adam(reference.parameters(), 1e-3)
-
-        def reference_step(batch):
+        def reference_step(indices: list[int]) -> int:
+            batch = collate([pairs.src[i] for i in indices], [pairs.tgt[i] for i in indices])
             with autocast:
                 loss = reference(batch.src, batch.tgt_in, batch.tgt_out)
             ref_opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(reference.parameters(), params.train.clip_norm)
+            torch.nn.utils.clip_grad_norm_(reference.parameters(), cfg.clip_norm)
             ref_opt.step()
+            return int(batch.tgt_mask.sum())
 
-        model = build_model(vocab, vocab, params.model, variant)
-        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        totals = defaultdict(float)
 
-        def step(batch):
-            with autocast:
-                terms = model(batch, sample=True)
-            result = objective(terms, Prices(0.05, variant.gamma_a, "sentence"))
-            opt.zero_grad()
-            result.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), params.train.clip_norm)
-            opt.step()
+        def our_step(indices: list[int]) -> int:  # the training loop's own step: batching, prices, EMA, logging
+            trainer._step(indices, totals)
+            return sum(len(pairs.tgt[i]) + 1 for i in indices)
 
-        baseline = timed(reference_step, batches, args.warmup)
-        rate = timed(step, batches, args.warmup)
-        print(f"{name:14s} reference {baseline:6.0f} tok/s   ours {rate:6.0f} tok/s   ratio {rate / baseline:.2f}")
+        timed(reference_step, warmup), timed(our_step, warmup)
+        ratios, ref_time, our_time, ref_tokens, our_tokens = [], 0.0, 0.0, 0, 0
+        for _ in range(args.rounds):  # alternating, so the machine's drifting speed falls on both alike
+            seconds, tokens = timed(reference_step, batches)
+            ref_time, ref_tokens = ref_time + seconds, ref_tokens + tokens
+            ours, ours_tokens = timed(our_step, batches)
+            our_time, our_tokens = our_time + ours, our_tokens + ours_tokens
+            ratios.append((ours_tokens / ours) / (tokens / seconds))
+        ratios.sort()
+        print(f"{name:14s} reference {ref_tokens / ref_time:6.0f} tok/s   ours {our_tokens / our_time:6.0f} tok/s   "
+              f"ratio {statistics.median(ratios):.2f} (rounds {ratios[0]:.2f}–{ratios[-1]:.2f})")
 
 
 if __name__ == "__main__":

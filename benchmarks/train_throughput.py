@@ -158,7 +158,7 @@ def main() -> None:
             ratios.append((ours_tokens / ours) / (tokens / seconds))
         ratios.sort()
         print(f"{name:14s} reference {ref_tokens / ref_time:6.0f} tok/s   ours {our_tokens / our_time:6.0f} tok/s   "
-              f"ratio {statistics.median(ratios):.2f} (rounds {ratios[0]:.2f}–{ratios[-1]:.2f})")
+              f"ratio {statistics.median(ratios):.2f} (rounds {ratios[0]:.2f}–{ratios[-1]:.2f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from vae.metrics import corpus_scores
 from vae.search import SearchSettings, translate_ids
 from vae.tokenizer import Tokenizers
 
-from time_to_bleu import merge  # noqa: E402 (benchmarks/ is on the path when run as a script)
+from time_to_bleu import machine, merge  # noqa: E402 (benchmarks/ is on the path when run as a script)
 
 
 def main() -> None:
@@ -58,7 +57,7 @@ def main() -> None:
         merge(Path("results/time_to_bleu.json"), [], {
             f"beam{args.beam}_sentences_per_s": best["sentences_per_s"], "model": best["model"],
             "sentences": best["sentences"], "test_bleu": best["bleu"], "bleu_signature": best["bleu_signature"],
-            "machine": f"CPU {platform.processor() or platform.machine()}, {best['threads']} threads, {best['precision']}",
+            "machine": machine(torch.device("cpu"), best["precision"], best["threads"]),
             "max_tokens": best["max_tokens"], "all": measured})
 
 

@@ -44,10 +44,21 @@ JOEYNMT = {"label": "JoeyNMT 2.3.0 RNN (same corpus, 2 CPU cores)", "train_minut
            "dev_bleu_beam5": 20.9}
 
 
-def machine(device: torch.device, precision: str) -> str:
+def cpu_name() -> str:
+    """The CPU's model name: the project's sessions draw different CPUs (AMD EPYC, Intel Xeon) whose speeds differ."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: torch.device, precision: str, threads: int | None = None) -> str:
     if device.type == "cuda":
         return f"GPU {torch.cuda.get_device_name(device)}, {precision}"
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {precision}"
+    return f"CPU {cpu_name()}, {threads or torch.get_num_threads()} threads, {precision}"
 
 
 def run_arguments(p: argparse.ArgumentParser, name: str) -> None:
@@ -175,24 +186,43 @@ def merge(path: Path, points: list[dict], decode: dict | None) -> None:
     plot(path)
 
 
+def best_configurations(points: list[dict]) -> dict[str, tuple[str, str]]:
+    """Per variant, the (variant, config) whose best test BLEU is highest; one without a test BLEU only
+    where its variant has none measured."""
+    best: dict[str, tuple[float, tuple[str, str]]] = {}
+    for q in points:
+        score = q["test_bleu"] if q.get("test_bleu") is not None else -1.0
+        if q["variant"] not in best or score > best[q["variant"]][0]:
+            best[q["variant"]] = (score, (q["variant"], q["config"]))
+    return {variant: key for variant, (_, key) in best.items()}
+
+
 def plot(path: Path) -> None:
+    """BLEU against training minutes: per variant, its best configuration by test BLEU in colour, the
+    other configurations faint behind it, the 16-minute budget and the JoeyNMT peer marked."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     results = json.loads(path.read_text())
-    fig, ax = plt.subplots(figsize=(7, 4.5))
     lines: dict[tuple, list] = {}
     for q in results["points"]:
         lines.setdefault((q["variant"], q["config"]), []).append(q)
-    for (variant, config), qs in sorted(lines.items()):
+    best = best_configurations(results["points"])
+    variants = sorted(best)
+    colours = dict(zip(variants, plt.get_cmap("tab10").colors))
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    for key, qs in sorted(lines.items(), key=lambda item: item[0] == best[item[0][0]]):  # the best on top
         qs.sort(key=lambda q: q["train_minutes"])
-        (line,) = ax.plot([q["train_minutes"] for q in qs], [q["dev_bleu"] for q in qs], marker="o",
-                          label=f"{variant} / {config}")
+        chosen = key == best[key[0]]
+        style = dict(color=colours[key[0]], alpha=1.0 if chosen else 0.2, linewidth=2 if chosen else 1)
+        ax.plot([q["train_minutes"] for q in qs], [q["dev_bleu"] for q in qs], marker="o", markersize=4,
+                label=f"{key[0]}: {key[1]} ({qs[-1]['machine'].split(',')[0]})" if chosen else None, **style)
         tests = [q for q in qs if q.get("test_bleu") is not None]
-        if tests:
-            ax.scatter([q["train_minutes"] for q in tests], [q["test_bleu"] for q in tests], marker="*", s=120,
-                       color=line.get_color())
+        ax.scatter([q["train_minutes"] for q in tests], [q["test_bleu"] for q in tests], marker="*",
+                   s=140 if chosen else 60, color=colours[key[0]], alpha=style["alpha"], zorder=3)
+    ax.plot([], [], color="grey", alpha=0.3, label="other configurations (faint)")
+    ax.axvline(16, color="grey", linestyle=":", linewidth=1, label="16-minute budget")
     peer = results["peer"]
     ax.scatter([peer["train_minutes"]], [peer["dev_bleu_beam5"]], marker="X", s=120, color="black",
                label=f"{peer['label']}: dev, beam 5")
@@ -201,11 +231,11 @@ def plot(path: Path) -> None:
     ax.set_xlabel("training minutes")
     ax.set_ylabel("BLEU (dots: dev greedy; stars: test beam 5)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="best configuration per variant",
+              title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path.with_suffix(".png"), dpi=120)
     plt.close(fig)
-
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONHASHSEED", "0")

@@ -34,12 +34,13 @@ from vae.batching import Pairs
 from vae.checkpoint import load_model, resolve_device
 from vae.config import load_params
 from vae.data import read_lines
-from vae.io import write_json
+from vae.io import atomic_path, write_json
 from vae.metrics import corpus_scores
 from vae.search import SearchSettings, translate_ids
 from vae.tokenizer import Tokenizers
 from vae.train import setup_for, train
 
+BUDGET_MINUTES = 16.0  # the training budget (#14), drawn on the plot and the default of --minutes
 JOEYNMT = {"label": "JoeyNMT 2.3.0 RNN (same corpus, 2 CPU cores)", "train_minutes": 47, "dev_bleu_greedy": 18.4,
            "dev_bleu_beam5": 20.9}
 
@@ -84,7 +85,7 @@ def main() -> None:
     p.add_argument("--variant", default="plain")
     p.add_argument("--config", required=True, help="a name for the overrides, e.g. 'default' or 'lr3e-3'")
     p.add_argument("-S", dest="overrides", action="append", default=[], help="section.key=value, as dvc exp run -S")
-    p.add_argument("--minutes", type=float, default=16.0)
+    p.add_argument("--minutes", type=float, default=BUDGET_MINUTES)
     p.add_argument("--every", type=float, default=4.0, help="training minutes between dev BLEU measurements")
     p.add_argument("--epochs", type=int, default=0,
                    help="N > 0: measure after each of N epochs instead (equal updates, whatever the machine's load)")
@@ -222,7 +223,7 @@ def plot(path: Path) -> None:
         ax.scatter([q["train_minutes"] for q in tests], [q["test_bleu"] for q in tests], marker="*",
                    s=140 if chosen else 60, color=colours[key[0]], alpha=style["alpha"], zorder=3)
     ax.plot([], [], color="grey", alpha=0.3, label="other configurations (faint)")
-    ax.axvline(16, color="grey", linestyle=":", linewidth=1, label="16-minute budget")
+    ax.axvline(BUDGET_MINUTES, color="grey", linestyle=":", linewidth=1, label=f"{BUDGET_MINUTES:g}-minute budget")
     peer = results["peer"]
     ax.scatter([peer["train_minutes"]], [peer["dev_bleu_beam5"]], marker="X", s=120, color="black",
                label=f"{peer['label']}: dev, beam 5")
@@ -234,8 +235,10 @@ def plot(path: Path) -> None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="best configuration per variant",
               title_fontsize=7)
     fig.tight_layout()
-    fig.savefig(path.with_suffix(".png"), dpi=120)
+    with atomic_path(path.with_suffix(".png")) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
+
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONHASHSEED", "0")

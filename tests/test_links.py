@@ -1,5 +1,6 @@
 """The docs' relative links point at files that exist and at headings those files have (GitHub's anchors)."""
 
+import functools
 import re
 from pathlib import Path
 
@@ -17,7 +18,8 @@ def github_anchor(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-def anchors(path: Path) -> set[str]:
+@functools.cache  # a file linked many times is read once
+def anchors(path: Path) -> frozenset[str]:
     seen: dict[str, int] = {}
     out = set()
     in_code = False
@@ -30,7 +32,7 @@ def anchors(path: Path) -> set[str]:
         n = seen.get(anchor, 0)
         seen[anchor] = n + 1
         out.add(anchor if n == 0 else f"{anchor}-{n}")
-    return out
+    return frozenset(out)
 
 
 def test_github_anchor_drops_punctuation_and_keeps_unicode_letters():

@@ -14,21 +14,21 @@ from vae.checkpoint import load_model, resolve_device
 
 def main(args, params):
     device = resolve_device(params.decode.device)
-    model, _ = load_model(Path(args.models) / f"{args.variant}.pt", device)
+    model, _ = load_model(Path(args.models) / f"{args.name}.pt", device)
     test = Pairs.load(Path(args.data) / "encoded" / "test.pt", params.diagnose.max_sentences)
     references = read_lines(Path(args.references))[: len(test)]
     start = time.perf_counter()
     out = latent_evidence(model, test, references, Tokenizers.load(Path(args.data) / "tokenizer"),
                           params.diagnose, params.decode, device)
     out["seconds"] = time.perf_counter() - start
-    write_json(Path(args.out) / f"{args.variant}.json", out)
-    cli.console.print(f"diagnose {args.variant}: " + ", ".join(f"{k} {v:.4g}" for k, v in out.items()
+    write_json(Path(args.out) / f"{args.name}.json", out)
+    cli.console.print(f"diagnose {args.name}: " + ", ".join(f"{k} {v:.4g}" for k, v in out.items()
                                                                if isinstance(v, (int, float))))
 
 
 if __name__ == "__main__":
     p = cli.parser(__doc__)
-    p.add_argument("--variant", required=True)
+    cli.model_arguments(p)
     p.add_argument("--data", default="data")
     p.add_argument("--models", default="models")
     p.add_argument("--references", default="data/prepared/test.tgt")

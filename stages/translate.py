@@ -37,7 +37,7 @@ def main(args, params):
         raise UserError(f"--max-subwords must be at least 1, got {args.max_subwords}")
     cfg = params.decode
     device = resolve_device(cfg.device)
-    model, _ = load_model(Path(args.models) / f"{args.variant}.pt", device)
+    model, _ = load_model(Path(args.models) / f"{args.name}.pt", device)
     tokenizers = Tokenizers.load(Path(args.data) / "tokenizer")
     vocab = (tokenizers.src.get_piece_size(), tokenizers.tgt.get_piece_size())
     if vocab != (model.encoder.embed.num_embeddings, model.decoder.out.out_features):
@@ -67,7 +67,7 @@ def main(args, params):
 
 if __name__ == "__main__":
     p = cli.parser(__doc__)
-    p.add_argument("--variant", required=True)
+    cli.model_arguments(p)
     p.add_argument("--samples", type=int, default=0, help="k > 0: k sampled translations per line, tab-separated")
     p.add_argument("--max-subwords", type=int, default=200)
     p.add_argument("--data", default="data")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import yaml
 
 from conftest import REPO, run_stage
 from vae import UserError
-from vae.config import ConfigError, Params, PrepareConfig, VariantConfig, load_params
+from vae.config import ConfigError, Params, PrepareConfig, VariantConfig, load_params, load_point
 
 
 def write_params(tmp_path, data, name="params.yaml"):
@@ -176,32 +177,41 @@ def test_cli_message_with_markup_like_text_is_printed_verbatim(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_study_runs_change_their_base_variant(tmp_path):
-    params = load_params(write_params(tmp_path, {
-        "variants": {"gumbel": {"attention": "gumbel", "gamma_a": 0.05}},
-        "study": {"runs": {"tau-0p1": {"base": "gumbel", "gumbel_tau0": 0.1, "gumbel_tau_min": 0.1}}}}))
-    variant = params.study_variant("tau-0p1")
-    assert (variant.attention, variant.gamma_a, variant.gumbel_tau0) == ("gumbel", 0.05, 0.1)
+def points_file(tmp_path, points):
+    return write_params(tmp_path, {"points": points}, name="points.yaml")
 
 
-@pytest.mark.parametrize("run, expected", [
-    ({"base": "gumbel", "gumbel_tau": 0.1}, r"'study\.runs\.r\.gumbel_tau'.*did you mean 'gumbel_tau0'"),
-    ({"base": "gumbel", "gumbel_tau0": "hot"}, r"'study\.runs\.r\.gumbel_tau0' must be a finite number"),
-    ({"base": "gumbel", "gumbel_tau0": 0.1}, r"'study\.runs\.r\.gumbel_tau_min': must not exceed"),
-    ({"base": "softmax"}, r"'study\.runs\.r\.base' must name one of the variants \(gumbel\)"),
-    ({"gamma_a": 0.1}, r"'study\.runs\.r\.base' must name"),
+def test_a_study_point_is_its_variant_with_settings_changed(tmp_path):
+    params = write_params(tmp_path, {"variants": {"gumbel": {"attention": "gumbel", "gamma_a": 0.05}},
+                                     "train": {"seed": 1}})
+    point = load_point(points_file(tmp_path, {"s2-g": {"study": "seeds", "variant": "gumbel",
+                                                         "set": {"train.seed": 2, "variants.gumbel.gamma_a": 0.5}}}),
+                       "s2-g")
+    changed = load_params(params, point.set)
+    assert (changed.train.seed, changed.variants["gumbel"].gamma_a) == (2, 0.5)
+    assert load_params(params).train.seed == 1  # the file itself is untouched
+
+
+@pytest.mark.parametrize("points, name, expected", [
+    ({"p": {"study": "seeds", "variant": "gumbel", "set": {"train.sed": 2}}}, "p", r"unknown key 'train\.sed'.*'seed'"),
+    ({"p": {"study": "seeds", "variant": "gumbel", "set": {"train.seed": "two"}}}, "p", r"'train\.seed' must be an integer"),
+    ({"p": {"study": "seeds", "variant": "softmax"}}, "p", r"'points\.p\.variant' names no variant .*'softmax'"),
+    ({"p": {"variant": "gumbel"}}, "p", r"'points\.p'.*study"),
+    ({"p": {"study": "seeds", "variant": "gumbel", "sett": {}}}, "p", r"unknown key 'points\.p\.sett'"),
+    ({"p": {"study": "seeds", "variant": "gumbel"}}, "q", r"no point 'q' in .*points: p"),
+    ({"p.1": {"study": "seeds", "variant": "gumbel"}}, "p.1", r"'points\.p\.1': a point name may hold only"),
 ])
-def test_bad_study_run_names_its_key(tmp_path, run, expected):
-    path = write_params(tmp_path, {"variants": {"gumbel": {"attention": "gumbel"}}, "study": {"runs": {"r": run}}})
-    with pytest.raises(ConfigError, match=expected):
-        load_params(path)
+def test_a_bad_study_point_is_one_clear_line(tmp_path, points, name, expected):
+    params = write_params(tmp_path, {"variants": {"gumbel": {"attention": "gumbel"}}})
+    result = run_stage("train", "--point", name, "--points", str(points_file(tmp_path, points)),
+                       "--params", str(params), cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert re.search(expected, result.stderr), result.stderr
 
 
-def test_study_run_name_with_a_dot_is_refused(tmp_path):
-    path = write_params(tmp_path, {"variants": {"gumbel": {"attention": "gumbel"}},
-                                   "study": {"runs": {"tau-0.1": {"base": "gumbel"}}}})
-    with pytest.raises(ConfigError, match=r"'study\.runs\.tau-0\.1': .*0p1"):
-        load_params(path)
+def test_a_variant_name_dvc_cannot_take_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"'variants\.gumbel v2': a variant name may hold only"):
+        load_params(write_params(tmp_path, {"variants": {"gumbel v2": {"attention": "gumbel"}}}))
 
 
 def test_a_dotless_exponent_is_a_number(tmp_path):

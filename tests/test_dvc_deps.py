@@ -62,9 +62,15 @@ class StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+PIPELINES = ("dvc.yaml", "studies/dvc.yaml")  # the main pipeline and the studies'
+
+
 def stages() -> dict[str, dict]:
-    raw = yaml.load((REPO / "dvc.yaml").read_text(encoding="utf-8"), Loader=StrictLoader)["stages"]
-    return {name: entry.get("do", entry) for name, entry in raw.items()}
+    out = {}
+    for pipeline in PIPELINES:
+        raw = yaml.load((REPO / pipeline).read_text(encoding="utf-8"), Loader=StrictLoader)["stages"]
+        out |= {f"{pipeline}:{name}": entry.get("do", entry) for name, entry in raw.items()}
+    return out
 
 
 @pytest.mark.parametrize("name", list(stages()))

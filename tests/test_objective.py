@@ -177,3 +177,32 @@ def test_gumbel_temperature_decays_to_its_floor():
     assert gumbel_temperature(floor_step - 5, tau0, tau_min, rate) > tau_min
     assert gumbel_temperature(floor_step, tau0, tau_min, rate) == tau_min
     assert gumbel_temperature(10**7, tau0, tau_min, rate) == tau_min
+
+
+def test_last_step_pricing_takes_each_sentences_last_kl_a_alone():
+    terms = Terms(rec=torch.tensor([6.0, 2.0]), kl_z=torch.tensor([4.0, 2.0]), kl_a=torch.tensor([9.0, 3.0]),
+                  tokens=torch.tensor([3, 2]), kl_a_last=torch.tensor([5.0, 1.0]))
+    every = per_sentence(terms, Prices(kl_z=0.5, kl_a=0.1, unit="sentence"))
+    last = per_sentence(terms, Prices(kl_z=0.5, kl_a=0.1, unit="sentence", kl_a_steps="last"))
+    assert torch.allclose(every, torch.tensor([6 + 2 + 0.9, 2 + 1 + 0.3]))
+    assert torch.allclose(last, torch.tensor([6 + 2 + 0.5, 2 + 1 + 0.1]))
+    token = per_sentence(terms, Prices(kl_z=0.5, kl_a=0.1, unit="token", kl_a_steps="last"))
+    assert torch.allclose(token, torch.tensor([6 / 3 + 2 + 0.5 / 3, 2 / 2 + 1 + 0.1 / 2]))
+    cfg = dataclasses.replace(TrainConfig(), pricing=PricingConfig(kl_a_steps="last"))
+    assert prices(0, cfg, VariantConfig(attention="gaussian")).kl_a_steps == "last"
+
+
+def test_the_model_reports_the_kl_of_each_sentences_last_real_step():
+    from vae.batching import collate
+    from vae.config import ModelConfig
+    from vae.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(20, 20, ModelConfig(embedding_dim=8, hidden_size=8, z_dim=4, dropout=0.0),
+                        VariantConfig(attention="gaussian"))
+    batch = collate([torch.tensor([5, 6, 7]), torch.tensor([8, 9])], [torch.tensor([5, 6, 7, 8]), torch.tensor([9])])
+    terms = model(batch, sample=False)
+    alone = [model(collate([s], [t]), sample=False).kl_a_last for s, t in
+             ((torch.tensor([5, 6, 7]), torch.tensor([5, 6, 7, 8])), (torch.tensor([8, 9]), torch.tensor([9])))]
+    assert torch.allclose(terms.kl_a_last, torch.cat(alone), atol=1e-5)
+    assert (terms.kl_a_last < terms.kl_a).all()  # one step of several

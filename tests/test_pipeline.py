@@ -68,6 +68,9 @@ def project(tmp_path) -> tuple[Path, dict]:
     for name in ("vae", "stages", "data/local"):
         shutil.copytree(REPO / name, root / name, ignore=ignore)
     shutil.copy2(REPO / "dvc.yaml", root / "dvc.yaml")
+    (root / "studies").mkdir()
+    shutil.copy2(REPO / "studies/dvc.yaml", root / "studies/dvc.yaml")
+    shutil.copy2(REPO / "studies/params.yaml", root / "studies/params.yaml")
     shutil.copy2(REPO / "params.yaml", root / "params.yaml")
     (root / "results").mkdir()
     shutil.copy2(REPO / "results/experiments.json", root / "results/experiments.json")  # until `collect` writes it
@@ -138,14 +141,13 @@ TINY_MODEL = {
     "decode": {"max_sentences": 20, "beam_size": 2, "device": "cpu", "precision": "fp32"},
     "evaluate": {"bootstrap_samples": 50},
     "diagnose": {"max_sentences": 20, "samples": 2, "sample_sentences": 5},
-    "study": {"max_pairs": 100, "epochs": 1, "test_sentences": 10, "runs": {
-        "tau-0p5": {"base": "gumbel", "gumbel_tau0": 0.5, "gumbel_tau_min": 0.5},
-        "tau-annealed": {"base": "gumbel", "gumbel_tau0": 2.0, "gumbel_tau_min": 0.1, "gumbel_anneal_rate": 0.1},
-        "gamma-gaussian-0p2": {"base": "gaussian", "gamma_a": 0.2}}},
-    "price_map": {"variants": ["gumbel"], "reference": "deterministic", "kl_z_prices": [0.05], "kl_a_prices": [0.05],
-                  "max_pairs": 100, "epochs": 1, "test_sentences": 10},
 }
-PRICE_MAP_STAGES = {"price_map@gumbel-0.05-0.05", "price_map_reference@0.05", "price_map_report"}
+TINY_POINTS = {  # the studies pipeline at the tiny configuration: a seed and a point of the price curve
+    "seed2-gumbel": {"study": "seeds", "variant": "gumbel", "set": {"train.seed": 2}},
+    "curve-gaussian-b-g5e-3": {"study": "price_curve", "variant": "gaussian",
+                               "set": {"variants.gaussian.gamma_a": 0.005, "variants.gaussian.attention_kl_price": 0.05,
+                                       "train.epochs": 1}},
+}
 
 
 def stages_run(output: str) -> set[str]:
@@ -160,9 +162,8 @@ def test_full_pipeline_trains_decodes_and_reruns_only_what_changed(project):
     variants = list(yaml.safe_load((root / "params.yaml").read_text())["variants"])
 
     first = sh(root, "dvc", "repro", env_=e)
-    studies = list(TINY_MODEL["study"]["runs"])
     expected = {"download", "prepare", "tokenize", "figures", "evaluate", "report"} | {
-        f"{s}@{v}" for s in ("train", "decode", "diagnose") for v in variants} | {f"study@{r}" for r in studies} | PRICE_MAP_STAGES
+        f"{s}@{v}" for s in ("train", "decode", "diagnose") for v in variants}
     assert stages_run(first.stdout + first.stderr) == expected, first.stdout + first.stderr
     metrics = json.loads((root / "results/metrics.json").read_text())
     assert set(metrics["variants"]) == set(variants)
@@ -175,21 +176,47 @@ def test_full_pipeline_trains_decodes_and_reruns_only_what_changed(project):
     check_regression(root)
     table = (root / "results/RESULTS.md").read_text()
     assert "`gumbel`" in table and "BLEU signature" in table and "22.5" in table
-    for run in studies:
-        study = json.loads((root / f"results/study/{run}.json").read_text())
-        assert study["diverged_at_step"] is None and 0.0 <= study["attention_entropy"] <= study["uniform_attention_entropy"]
     report = (root / "results/REPORT.md").read_text(encoding="utf-8")
-    for section in ("## Configuration", "## Translation quality", "BLEU signature", "## Temperature study",
-                    "annealed 2→0.1", "## γ_a study", "### `gaussian`", "# Latent traversals", "figures/z_pca.png",
-                    "## Repeated runs"):
+    for section in ("## Configuration", "## Translation quality", "BLEU signature", "# Latent traversals",
+                    "figures/z_pca.png", "## The studies", "results/seeds.json is absent", "## Repeated runs"):
         assert section in report, section
-    assert (root / "results/study_plots/temperature.png").stat().st_size > 1000
+    for name in variants:  # DVCLive's step curves: every train.log_every steps, and the dev terms per epoch
+        steps = (root / f"results/train/{name}/plots/metrics/train/loss_per_token.tsv").read_text().splitlines()
+        assert steps[0].split("\t") == ["step", "loss_per_token"] and len(steps) > 2, name
+        dev = (root / f"results/train/{name}/plots/metrics/dev/nll_per_token.tsv").read_text().splitlines()
+        assert len(dev) == 1 + 2, name  # two epochs
+        summary = json.loads((root / f"results/train/{name}/metrics.json").read_text())
+        assert summary["epoch"] == 2 and "train" in summary and "dev" in summary, name
     traversal = (root / "results/figures/z_traversal.md").read_text(encoding="utf-8")
     with_z = [v for v, c in yaml.safe_load((root / "params.yaml").read_text())["variants"].items() if c.get("latent_z", True)]
     assert traversal.count("| z") == 3 * len(with_z)
 
     again = sh(root, "dvc", "repro", env_=e)
     assert stages_run(again.stdout + again.stderr) == set(), again.stdout
+
+    # The studies pipeline: each point through the same train / decode / diagnose stages, then the tables.
+    (root / "studies/params.yaml").write_text(yaml.safe_dump({"points": TINY_POINTS}), encoding="utf-8")
+    studied = sh(root, "dvc", "repro", "studies/dvc.yaml", env_=e)
+    assert stages_run(studied.stdout + studied.stderr) == {
+        f"{stage}@{point}" for stage in ("train", "decode", "decode_dev", "diagnose") for point in TINY_POINTS} | {
+        "studies"}, studied.stdout + studied.stderr
+    seeds = json.loads((root / "results/seeds.json").read_text())
+    assert seeds["gumbel"]["seeds"] == [1, 2] and len(seeds["gumbel"]["dnll_a_prior"]) == 2
+    assert seeds["gumbel"]["test_bleu"][0] == metrics["variants"]["gumbel"]["bleu"]  # seed 1 is the root run's
+    curve = json.loads((root / "results/price_curve.json").read_text())
+    point = next(p for p in curve["points"] if p["name"] == "curve-gaussian-b-g5e-3")
+    assert (point["gamma_a"], point["attention_kl_price"], point["epochs"]) == (0.005, 0.05, 1)
+    assert point["sigma_mean"] > 0 and point["dev_bleu"] is not None and "deterministic" in curve["references"]
+    readme = (root / "results/studies/README.md").read_text(encoding="utf-8")
+    assert "## Seeds" in readme and "over 2 seed(s)" in readme and "## The price curve" in readme
+    assert (root / "results/studies/price_curve.png").stat().st_size > 1000
+    from_point = subprocess.run([sys.executable, "-m", "stages.translate", "--point", "seed2-gumbel", "--models",
+                                 "models/studies"], cwd=root, env=e, input="Bonjour.\n", capture_output=True,
+                                text=True, timeout=120)
+    assert from_point.returncode == 0 and from_point.stdout.strip(), from_point.stderr
+    reported = sh(root, "dvc", "repro", "-f", "-s", "report", env_=e)  # the report reads the studies' files when present
+    assert "results/seeds.json is absent" not in (root / "results/REPORT.md").read_text(encoding="utf-8")
+    assert stages_run(reported.stdout + reported.stderr) == {"report"}
 
     lines = "Bonjour à tous.\n\n" + "très " * 300 + "long.\n"
     translated = subprocess.run([sys.executable, "-m", "stages.translate", "--variant", "gumbel", "--samples", "2"],
@@ -203,10 +230,7 @@ def test_full_pipeline_trains_decodes_and_reruns_only_what_changed(project):
                                                      "gumbel": {"attention": "gumbel", "gumbel_tau0": 0.5}}})
     changed = sh(root, "dvc", "repro", env_=e)
     assert stages_run(changed.stdout + changed.stderr) == {"train@gumbel", "decode@gumbel", "diagnose@gumbel",
-                                                           "figures", "evaluate", "report",
-                                                           "price_map@gumbel-0.05-0.05", "price_map_report"} | {
-        f"study@{r}" for r in studies if TINY_MODEL["study"]["runs"][r]["base"] == "gumbel"}, changed.stdout
-    assert (root / "results/price_map/maps/gumbel.png").stat().st_size > 1000
+                                                           "figures", "evaluate", "report"}, changed.stdout
     for figure in ("attention_maps", "attention_entropy", "z_kl_per_dimension", "z_pca", "sigma_a_gaussian"):
         assert (root / f"results/figures/{figure}.png").stat().st_size > 1000, figure
     plots = sh(root, "dvc", "plots", "show", "--json", env_=e)
@@ -266,12 +290,10 @@ def test_queued_experiments_run_in_parallel_and_are_collected(project):
     """Two seeds queued with `dvc exp run --queue` and run by two queue workers, one of them as two
     data-parallel ranks (train.processes=2); `collect` turns `dvc exp show --json` into mean ± std."""
     root, e = project
-    write_params(root / "params.yaml", {**TINY_MODEL, "study": {**TINY_MODEL["study"], "runs": {
-        "tau-0p5": TINY_MODEL["study"]["runs"]["tau-0p5"]}}})
+    write_params(root / "params.yaml", TINY_MODEL)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["variants"] = {k: params["variants"][k] for k in ("none", "gumbel")}
     params["evaluate"]["baselines"] = ["none"]
-    params["price_map"]["reference"] = "none"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
     sh(root, "git", "commit", "-q", "-am", "two variants", env_=e)
     # The data stages once, committed: two workers that both run `download` at the same moment race on

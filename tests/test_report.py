@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from vae.config import ClaimConfig
 from vae.report import claim_table, claim_verdicts, headline
+
+RULE = ClaimConfig()
 
 
 def variant(bleu, nll, z0=None, a_prior=None, kl_z=0.1, kl_a=0.0):
@@ -23,17 +26,17 @@ def metrics(gaussian_z0: float, gaussian_bleu: float, gaussian_kl_a: float) -> d
 
 
 def test_the_seed_claims_hold_when_the_numbers_say_so():
-    lines = claim_verdicts(metrics(gaussian_z0=0.05, gaussian_bleu=19.7, gaussian_kl_a=0.3))
+    lines = claim_verdicts(rule=RULE, metrics=metrics(gaussian_z0=0.05, gaussian_bleu=19.7, gaussian_kl_a=0.3))
     assert lines[0].startswith("(i) ordinary attention bypasses z: **holds**")
-    assert lines[1].startswith("(ii) `gaussian` keeps z in use: **holds**") and "in use" in lines[1]
+    assert lines[1].startswith("(ii) `gaussian` keeps z in use beside a live a: **holds**")
     assert lines[2].startswith("(iii) `gaussian` translates at least as well as ordinary attention: **holds**")
 
 
 def test_the_seed_claims_fail_when_the_numbers_say_so():
-    lines = claim_verdicts(metrics(gaussian_z0=0.03, gaussian_bleu=19.5, gaussian_kl_a=0.02))
-    assert "**does not hold**" in lines[1] and "collapsed" in lines[1]  # 0.03 < 2 × 0.02; KL_a < 0.1
+    lines = claim_verdicts(rule=RULE, metrics=metrics(gaussian_z0=0.03, gaussian_bleu=19.5, gaussian_kl_a=0.02))
+    assert "**does not hold**" in lines[1] and "KL_a 0.020 (rule ≥ 0.1)" in lines[1]  # 0.03 < 2 × 0.02; KL_a < 0.1
     assert "**does not hold**" in lines[2]  # 19.5 < 20.0 − 0.4
-    table = "\n".join(claim_table(metrics(0.03, 19.5, 0.02)))
+    table = "\n".join(claim_table(metrics(0.03, 19.5, 0.02), RULE))
     assert "| `gaussian` | 19.50 | ± 0.40 | 40.00 | 0.100 | 0.020 | +0.030 | +0.500 | 30/32 |" in table
 
 
@@ -48,8 +51,8 @@ def test_every_latent_attention_variant_gets_verdicts_whatever_its_name():
     m = metrics(gaussian_z0=0.05, gaussian_bleu=19.7, gaussian_kl_a=0.3)
     m["variants"]["gaussian_free_bits"] = variant(21.0, 3.0, z0=0.01, a_prior=0.2, kl_a=0.5)
     m["bootstrap"]["deterministic"]["gaussian_free_bits"] = {"bleu_mean": 21.0, "bleu_ci95": 0.4, "p_value": 0.02}
-    lines = claim_verdicts(m)
-    assert any(line.startswith("(ii) `gaussian_free_bits` keeps z in use: **does not hold**") for line in lines)
+    lines = claim_verdicts(m, RULE)
+    assert any(line.startswith("(ii) `gaussian_free_bits` keeps z in use beside a live a: **does not hold**") for line in lines)
     assert any(line.startswith("(iii) `gaussian_free_bits` translates at least as well") and "**holds**" in line
                for line in lines)
     assert not any("`deterministic` keeps z" in line for line in lines)  # no latent a, no (ii)/(iii)
@@ -59,6 +62,24 @@ def test_a_z_that_carries_nothing_measurable_is_not_kept_in_use():
     # ordinary attention's z costs nothing (−0.001): "twice that" would let any positive crumb pass
     m = metrics(gaussian_z0=0.005, gaussian_bleu=19.7, gaussian_kl_a=0.3)
     m["variants"]["deterministic"] = variant(20.0, 3.0, z0=-0.001)
-    assert "keeps z in use: **does not hold**" in claim_verdicts(m)[1]
+    assert "keeps z in use beside a live a: **does not hold**" in claim_verdicts(m, RULE)[1]
     m["variants"]["gaussian"] = variant(19.7, 3.1, z0=0.05, a_prior=0.5, kl_a=0.3)
-    assert "keeps z in use: **holds**" in claim_verdicts(m)[1]
+    assert "keeps z in use beside a live a: **holds**" in claim_verdicts(m, RULE)[1]
+
+
+def test_a_collapsed_a_never_makes_claim_ii_hold():
+    # the root run's Gaussian: z used (+0.376 against +0.003) only because its a collapsed onto the prior
+    m = metrics(gaussian_z0=0.376, gaussian_bleu=3.7, gaussian_kl_a=0.015)
+    m["variants"]["deterministic"] = variant(23.45, 2.5, z0=0.003)
+    line = claim_verdicts(m, RULE)[1]
+    assert line.startswith("(ii) `gaussian` keeps z in use beside a live a: **does not hold**")
+    # a read but with little information, or much information that the decoder ignores: still not alive
+    m["variants"]["gaussian"] = variant(3.7, 3.7, z0=0.376, a_prior=0.01, kl_a=5.0)
+    assert "**does not hold**" in claim_verdicts(m, RULE)[1]
+
+
+def test_the_thresholds_come_from_params():
+    m = metrics(gaussian_z0=0.05, gaussian_bleu=19.7, gaussian_kl_a=0.3)
+    assert "**holds**" in claim_verdicts(m, RULE)[1]
+    assert "**does not hold**" in claim_verdicts(m, ClaimConfig(a_kl_in_use=0.5))[1]
+    assert "(i) ordinary attention bypasses z: **does not hold**" in claim_verdicts(m, ClaimConfig(bypass_ratio=0.01))[0]

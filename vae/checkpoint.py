@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import torch
@@ -23,6 +24,21 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
         raise UserError(f"device '{name}' is not available on this machine; use device: auto or cpu")
     return device
+
+
+def device_name(device: torch.device) -> str:
+    """The processor behind `device`, for labelling a result: the GPU's name, or the CPU's model name
+    (from /proc/cpuinfo where there is one) and the threads torch uses."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {torch.get_num_threads()} threads"
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Seq2SeqVAE, dict]:

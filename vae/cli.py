@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from vae import UserError
-from vae.config import Params, load_params
+from vae.config import Params, load_params, load_point
 
 console = Console(stderr=True)
 
@@ -37,6 +37,31 @@ def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
     return p
+
+
+def model_arguments(p: argparse.ArgumentParser) -> None:
+    """Which model a stage works on: `--variant NAME` of params.yaml, or `--point NAME` of the studies
+    pipeline (a variant with some settings changed: vae.config.StudyPoint). Either way the stage reads
+    and writes files named `args.name`."""
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--variant", help="a variant of params.yaml")
+    which.add_argument("--point", help="a point of --points: a variant with some settings changed")
+    p.add_argument("--points", default="studies/params.yaml", help="the studies' points (default: studies/params.yaml)")
+
+
+def load(args: argparse.Namespace) -> Params:
+    """params.yaml, with a study point's settings applied when the stage was given `--point`."""
+    if getattr(args, "point", None) is None:
+        if hasattr(args, "variant"):
+            args.name = args.variant
+        return load_params(args.params)
+    point = load_point(args.points, args.point)
+    args.variant, args.name = point.variant, args.point
+    params = load_params(args.params, point.set)
+    if point.variant not in params.variants:
+        raise UserError(f"'points.{args.point}.variant' names no variant of {args.params}: {point.variant!r}; "
+                        f"known: {', '.join(params.variants)}")
+    return params
 
 
 def error(message: str, label: str = "error") -> None:
@@ -60,7 +85,7 @@ def run(main: Callable[[argparse.Namespace, Params], None], p: argparse.Argument
     args = p.parse_args(argv)
     show_traceback = os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0")
     try:
-        main(args, load_params(args.params))
+        main(args, load(args))
     except KeyboardInterrupt:
         if show_traceback:
             raise

@@ -143,6 +143,7 @@ class PricingConfig:
 
     unit: Literal["sentence", "token"] = "sentence"
     kl_a_weight: Literal["constant", "annealed"] = "constant"
+    kl_a_steps: Literal["all", "last"] = "all"  # Σ_j KL_a over every target step, or the last step's alone (the authors' code as it runs)
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ class TrainConfig:
     device: str = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"
     processes: int = field(default=1, metadata=_range(1))  # data-parallel ranks (torchrun); same result, faster
+    log_every: int = field(default=25, metadata=_range(1))  # optimiser steps per line of the DVCLive log
 
 
 @dataclass(frozen=True)
@@ -195,43 +197,19 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
-class StudyConfig:
-    """Sweeps of one latent-attention setting (τ, γ_a) at a budget smaller than the main table's.
+class ClaimConfig:
+    """The rules by which the seed's three claims are judged (vae.claim), in nats per target token on
+    the diagnose stage's test pairs: here so that `dvc params diff` shows a changed rule."""
 
-    Each run names a `base` variant and the variant keys it changes, e.g.
-    ``tau-0.1: {base: gumbel, gumbel_tau0: 0.1, gumbel_tau_min: 0.1}``.
-    """
-
-    max_pairs: int = field(default=20_000, metadata=_range(0))  # 0: the whole training split
-    epochs: int = field(default=5, metadata=_range(1))
-    test_sentences: int = field(default=1000, metadata=_range(1))
-    runs: dict[str, dict] = field(default_factory=dict)
+    bypass_ratio: float = field(default=0.25, metadata=_range(0.0, lo_open=True))  # (i): attention's ΔNLL(z=0) < this × no attention's
+    keeps_z_ratio: float = field(default=2.0, metadata=_range(0.0))  # (ii): ΔNLL(z=0) ≥ this × ordinary attention's …
+    z_in_use: float = field(default=0.01, metadata=_range(0.0))  # … and ≥ this: removing z must cost something
+    a_kl_in_use: float = field(default=0.1, metadata=_range(0.0))  # (ii): a alive: KL_a ≥ this …
+    a_read: float = field(default=0.05, metadata=_range(0.0))  # … and ΔNLL(a → prior) ≥ this: the decoder reads a
+    bleu_share: float = field(default=0.95, metadata=_range(0.0))  # the price curve: "translates" at ≥ this × ordinary attention's BLEU
 
 
-@dataclass(frozen=True)
-class PriceMapConfig:
-    """Where the information goes as KL_z and KL(a) get dearer (Issue: the price map).
-
-    One run per (latent-attention variant, λ, γ) and one per (reference variant, λ), at this
-    budget. Both prices are in nats of the objective per nat of KL, the reconstruction priced 1
-    per nat (the `sentence` unit, constant λ and γ, no label smoothing; vae.price_point), so the two
-    axes compare.
-    """
-
-    variants: tuple[str, ...] = ()  # latent-attention variants, mapped over both prices
-    reference: str = ""  # a variant without a latent attention, mapped over λ alone
-    kl_z_prices: tuple[float, ...] = (0.01, 0.05, 0.25, 1.0)  # λ_KL, constant from step 0
-    kl_a_prices: tuple[float, ...] = (0.005, 0.05, 0.25, 1.0)  # γ_a, from step 0
-    max_pairs: int = field(default=20_000, metadata=_range(0))
-    epochs: int = field(default=3, metadata=_range(1))
-    test_sentences: int = field(default=1000, metadata=_range(1))
-
-    def problems(self) -> list[tuple[str, str]]:
-        for key in ("kl_z_prices", "kl_a_prices"):
-            prices = getattr(self, key)
-            if not prices or any(p < 0 for p in prices) or len(set(prices)) != len(prices):
-                return [(key, "must be a non-empty list of distinct numbers ≥ 0")]
-        return []
+NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # what DVC can take in a stage name (`train@<name>`) and a file name
 
 
 @dataclass(frozen=True)
@@ -245,34 +223,37 @@ class Params:
     decode: DecodeConfig = DecodeConfig()
     diagnose: DiagnoseConfig = DiagnoseConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
-    study: StudyConfig = StudyConfig()
-    price_map: PriceMapConfig = PriceMapConfig()
-
-    def study_variant(self, name: str) -> VariantConfig:
-        """The variant a study run trains: its base variant with the run's keys changed."""
-        run = dict(self.study.runs[name])
-        base = run.pop("base", None)
-        if base not in self.variants:
-            raise ConfigError(f"'study.runs.{name}.base' must name one of the variants "
-                              f"({', '.join(self.variants)}), got {base!r}")
-        return parse(VariantConfig, {**dataclasses.asdict(self.variants[base]), **run}, f"study.runs.{name}")
+    claim: ClaimConfig = ClaimConfig()
 
     def problems(self) -> list[tuple[str, str]]:
-        named = [("price_map.variants", v) for v in self.price_map.variants]
-        for key, name in named + ([("price_map.reference", self.price_map.reference)] if self.price_map.reference else []):
-            if name not in self.variants:
-                return [(key, f"names no variant: {name!r}; known: {', '.join(self.variants)}")]
-            wanted = key == "price_map.variants"  # the map's variants have an a to price; the reference has none
-            if (self.variants[name].attention in ("gaussian", "gumbel")) != wanted:
-                return [(key, f"{name!r} must {'' if wanted else 'not '}have a latent attention (gaussian or gumbel)")]
-            if not self.variants[name].latent_z:
-                return [(key, f"{name!r} has no z (latent_z: false): the map prices KL_z")]
-        for name in self.study.runs:
-            if "." in name:
-                return [(f"study.runs.{name}", "a run name must not contain '.' (DVC reads it as nesting); "
-                                               "write 0.1 as 0p1")]
-            self.study_variant(name)  # raises naming the run's bad key
+        for name in self.variants:
+            if not NAME.match(str(name)):
+                return [(f"variants.{name}", "a variant name may hold only letters, digits, '-' and '_' "
+                                             "(DVC names a stage and its files after it)")]
         return []
+
+
+@dataclass(frozen=True)
+class StudyPoint:
+    """One model of the studies pipeline (studies/params.yaml `points`): a variant of params.yaml trained,
+    decoded and diagnosed by the main stages with some settings changed, e.g.
+    ``seed2-gumbel: {study: seeds, variant: gumbel, set: {train.seed: 2}}``."""
+
+    study: str
+    variant: str
+    set: dict = field(default_factory=dict)  # dotted params.yaml key → value, as `dvc exp run -S`
+
+
+def load_point(path: str | Path, name: str) -> StudyPoint:
+    """Point `name` of a studies params file, checked for its shape (its settings are checked when
+    applied to params.yaml by load_params)."""
+    points = read_yaml(Path(path)).get("points") or {}
+    if name not in points:
+        known = ", ".join(points) or "none"
+        raise ConfigError(f"no point '{name}' in {path} (points: {known})")
+    if not NAME.match(name):
+        raise ConfigError(f"'points.{name}': a point name may hold only letters, digits, '-' and '_'")
+    return parse(StudyPoint, points[name], f"points.{name}")
 
 
 class ParamsLoader(yaml.SafeLoader):
@@ -286,12 +267,10 @@ ParamsLoader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def load_params(path: str | Path = "params.yaml", overrides: list[str] = ()) -> Params:
-    """Read and validate params.yaml, with `dvc exp run -S`-style overrides ("train.epochs=2", the value
-    read as YAML) applied first; raise ConfigError naming the offending key."""
-    path = Path(path)
+def read_yaml(path: Path) -> dict:
+    """A YAML mapping file as DVC reads it; a missing file or bad YAML is a ConfigError naming where."""
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=ParamsLoader) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=ParamsLoader)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such parameters file") from None
     except yaml.YAMLError as err:
@@ -299,17 +278,30 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] = ()) -> 
         where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"{where}: not valid YAML: {problem}") from None
-    for override in overrides:
-        key, sep, value = override.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {override!r} must look like section.key=value")
-        *parents, leaf = key.split(".")
+    return raw or {}
+
+
+def load_params(path: str | Path = "params.yaml", overrides: list[str] | dict[str, Any] = ()) -> Params:
+    """Read and validate params.yaml with overrides applied first, either `dvc exp run -S` strings
+    ("train.epochs=2", the value read as YAML) or a mapping of dotted keys to values (a study point's
+    `set`); raise ConfigError naming the offending key."""
+    raw = read_yaml(Path(path))
+    if not isinstance(overrides, dict):
+        parsed = {}
+        for override in overrides:
+            key, sep, value = override.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"override {override!r} must look like section.key=value")
+            parsed[key] = yaml.load(value, Loader=ParamsLoader)
+        overrides = parsed
+    for key, value in overrides.items():
+        *parents, leaf = str(key).split(".")
         node = raw
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override {override!r}: '{part}' is not a section")
-        node[leaf] = yaml.load(value, Loader=ParamsLoader)
+                raise ConfigError(f"override {key!r}: '{part}' is not a section")
+        node[leaf] = value
     return parse(Params, raw, "")
 
 
@@ -328,6 +320,10 @@ def parse(cls, raw: Any, where: str):
             known = ", ".join(fields)
             raise ConfigError(f"unknown key '{dotted}'{hint}; known keys here: {known}")
         values[key] = _coerce(hints[key], value, dotted, fields[key].metadata)
+    required = [name for name, f in fields.items() if name not in values and
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if required:
+        raise ConfigError(f"'{where or 'params'}': missing key '{required[0]}'")
     obj = cls(**values)
     for key, message in getattr(obj, "problems", list)():
         raise ConfigError(f"'{where}.{key}': {message}" if where else f"'{key}': {message}")

@@ -167,6 +167,10 @@ def latent_evidence(model: Seq2SeqVAE, test: Pairs, references: list[str], token
     if latent_a:
         out["nll_a_sampled"] = nll(sample=True, z_source="mean")["nll"]
         out["nll_a_prior"] = nll(a_source="prior")["nll"]
+        first = Pairs(test.src[: cfg.sample_sentences], test.tgt[: cfg.sample_sentences])
+        _, logvar, mask = teacher_forced_attention(model, first, device)
+        if logvar is not None:  # a Gaussian a: how noisy its context is, on average over components and steps
+            out["sigma_a_mean"] = float((0.5 * logvar[mask]).exp().mean())
     if latent_z or latent_a:
         draws = [translate(sources[: cfg.sample_sentences], sample=True) for _ in range(cfg.samples)]
         out["diversity"] = diversity([list(d) for d in zip(*draws)])

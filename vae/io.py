@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import errno
 import io
 import json
@@ -105,15 +104,6 @@ def write_lines(path: str | os.PathLike, lines) -> None:
 
 def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
-
-
-def write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
-    """Rows sharing the first row's keys, with a header (just the header when `rows` is empty)."""
-    table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=list(rows[0]) if rows else ["epoch"])
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, table.getvalue())
 
 
 def save_torch(path: str | os.PathLike, obj) -> None:

@@ -14,6 +14,9 @@ I_rec = −E_q log p(Y | z, a, X). `train.pricing` says in which unit the terms 
   than under "sentence" at the same λ. (The authors sum over the batch instead of averaging:
   a constant factor that Adam does not see.)
 
+`train.pricing.kl_a_steps` whether Σ_j KL_a,nj runs over all of sentence n's target steps ("all", the
+paper's equation) or is the last step's KL_a,nJ alone ("last": how the authors' code reads, its
+per-step KL kept in a Python attribute of a `tf.while_loop` traced once; docs/pricing.md (c)),
 and `train.pricing.kl_a_weight` whether γ_a(t) = γ_a ("constant") or γ_a·λ_KL(t) ("annealed",
 the authors': KL(a) is as free as KL(z) early in training and frozen with it).
 
@@ -46,6 +49,7 @@ class Prices:
     unit: str  # "sentence" | "token": the unit of the reconstruction and Σ_j KL_a
     kl_a_free: float = 0.0  # δ: free nats of KL_a per target token
     attention: float = 0.0  # β: price of Σ_j KL[α_j || uniform]
+    kl_a_steps: str = "all"  # "all": Σ_j KL_a over the target steps | "last": the last step's alone
 
 
 def prices(step: int, cfg: TrainConfig, variant: VariantConfig) -> Prices:
@@ -61,13 +65,15 @@ def settled_prices(cfg: TrainConfig, variant: VariantConfig) -> Prices:
 
 def _priced(weight: float, cfg: TrainConfig, variant: VariantConfig) -> Prices:
     gamma_a = variant.gamma_a * weight if cfg.pricing.kl_a_weight == "annealed" else variant.gamma_a
-    return Prices(weight, gamma_a, cfg.pricing.unit, variant.kl_a_free_nats, variant.attention_kl_price)
+    return Prices(weight, gamma_a, cfg.pricing.unit, variant.kl_a_free_nats, variant.attention_kl_price,
+                  cfg.pricing.kl_a_steps)
 
 
 def per_sentence(terms: Terms, p: Prices) -> torch.Tensor:
     """I_n for each sentence (batch,): see the module docstring."""
     length = terms.tokens.clamp(min=1).to(terms.rec.dtype) if p.unit == "token" else 1.0
-    kl_a = torch.maximum(terms.kl_a, p.kl_a_free * terms.tokens.to(terms.kl_a.dtype)) if p.kl_a_free else terms.kl_a
+    kl_a = terms.kl_a_last if p.kl_a_steps == "last" else terms.kl_a
+    kl_a = torch.maximum(kl_a, p.kl_a_free * terms.tokens.to(kl_a.dtype)) if p.kl_a_free else kl_a
     loss = terms.rec / length + p.kl_z * terms.kl_z + p.kl_a * kl_a / length
     if p.attention:
         loss = loss + p.attention * terms.attention_kl / length

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vae.config import Params
+from vae.claim import Evidence, describe, statement, verdicts
+from vae.config import ClaimConfig, Params
 from vae.metrics import REFERENCE_BLEU
 
 
@@ -44,7 +45,7 @@ def results_table(metrics: dict, params: Params) -> str:
     if baselines:
         notes.append(f"Paired bootstrap: `{metrics['bootstrap'][baselines[0]]['signature']}`; "
                      f"95% CI from the resamples against `{baselines[0]}`.")
-    notes += ["", *claim_table(metrics), "", *latent_table(variants)]
+    notes += ["", *claim_table(metrics, params.claim), "", *latent_table(variants)]
     notes += ["", "KL values are on the dev split with z and a at their means; PPL is exp(rec NLL per token) "
               "with z and a at their means, so for the VAEs it is not a bound on the true perplexity.", ""]
     return "\n".join(notes)
@@ -67,47 +68,34 @@ def _rounded_delta(latent: dict, key: str) -> float | None:
     return round(latent[key] - latent["nll_per_token"], 4) if key in latent else None
 
 
-BYPASS_RATIO = 0.25  # (i): attention's ΔNLL(z=0) below a quarter of the no-attention VAE's
-KEEPS_Z_RATIO = 2.0  # (ii): a latent attention's ΔNLL(z=0) at least twice ordinary attention's …
-Z_IN_USE = 0.01  # … and at least this many nats per token: a latent whose removal costs less carries nothing measurable
-A_IN_USE = 0.1  # nats per token of KL_a: a latent attention whose a has not collapsed onto its prior
+def evidence(metrics: dict) -> dict[str, Evidence]:
+    """The claim's evidence per variant of an evaluate-stage metrics.json (BLEU half-widths from the
+    bootstrap against `deterministic`, where it was a baseline)."""
+    boot = metrics["bootstrap"].get("deterministic", {})
+    return {name: Evidence.from_scores(score["bleu"], score["latent"], boot.get(name, {}).get("bleu_ci95"))
+            for name, score in metrics["variants"].items()}
 
 
-def _z_cost(variants: dict, name: str) -> float | None:
-    d = variants.get(name, {}).get("latent", {})
-    return d["nll_z_zero"] - d["nll_per_token"] if "nll_z_zero" in d else None
+def latent_attention_names(metrics: dict) -> list[str]:
+    """Every variant whose a is latent (the diagnose stage measured ΔNLL(a→prior)), whatever it is called."""
+    return [name for name, score in metrics["variants"].items() if "nll_a_prior" in score["latent"]]
 
 
-def claim_verdicts(metrics: dict) -> list[str]:
-    """One line per claim of the seed, each with the numbers it rests on and its rule."""
-    variants = metrics["variants"]
-    det, none = _z_cost(variants, "deterministic"), _z_cost(variants, "none")
+def claim_verdicts(metrics: dict, rule: ClaimConfig) -> list[str]:
+    """One line per claim of the seed (vae.claim), each with the numbers it rests on and its rule."""
+    models = evidence(metrics)
+    p_values = metrics["bootstrap"].get("deterministic", {})
     lines = []
-    if det is not None and none is not None:
-        holds = det < BYPASS_RATIO * none
-        lines.append(f"(i) ordinary attention bypasses z: **{'holds' if holds else 'does not hold'}** — ΔNLL(z=0) "
-                     f"{det:+.3f} with attention against {none:+.3f} without (rule: < {BYPASS_RATIO}×).")
-    ci = metrics["bootstrap"].get("deterministic", {})
-    latent_attention = [name for name, score in variants.items() if "nll_a_prior" in score["latent"]]
-    for name in latent_attention:  # every variant whose a is latent, whatever it is called
-        cost, d = _z_cost(variants, name), variants[name]["latent"]
-        if cost is None or det is None:
-            continue
-        keeps = cost >= max(KEEPS_Z_RATIO * det, Z_IN_USE)
-        lines.append(f"(ii) `{name}` keeps z in use: **{'holds' if keeps else 'does not hold'}** — ΔNLL(z=0) {cost:+.3f} "
-                     f"against {det:+.3f} for `deterministic` (rule: ≥ {KEEPS_Z_RATIO:g}× and ≥ {Z_IN_USE}); "
-                     f"KL_a {d['kl_a_per_token']:.3f} "
-                     f"nats/token ({'in use' if d['kl_a_per_token'] >= A_IN_USE else 'collapsed'}, rule ≥ {A_IN_USE}).")
-        if name in ci and "deterministic" in ci:
-            bleu, base, half = variants[name]["bleu"], variants["deterministic"]["bleu"], ci["deterministic"]["bleu_ci95"]
-            good = bleu >= base - half
-            lines.append(f"(iii) `{name}` translates at least as well as ordinary attention: **{'holds' if good else 'does not hold'}**"
-                         f" — BLEU {bleu:.2f} against {base:.2f} ± {half:.2f} (rule: within the CI or above; paired "
-                         f"bootstrap p = {ci[name]['p_value']}).")
+    for key, holds in verdicts(models, latent_attention_names(metrics), rule).items():
+        line = f"{statement(key)}: **{'holds' if holds else 'does not hold'}** — {describe(key, models, rule)}"
+        name = key.partition(" ")[2]
+        if key.startswith("(iii)") and name in p_values:
+            line += f"; paired bootstrap p = {p_values[name]['p_value']}"
+        lines.append(line + ".")
     return lines
 
 
-def claim_table(metrics: dict) -> list[str]:
+def claim_table(metrics: dict, rule: ClaimConfig) -> list[str]:
     """The seed's claims: per variant BLEU ± CI, chrF, KLs, ΔNLL(z=0), ΔNLL(a→prior), active units; then verdicts."""
     variants = metrics["variants"]
     boot = metrics["bootstrap"].get("deterministic") or next(iter(metrics["bootstrap"].values()), {})
@@ -125,7 +113,7 @@ def claim_table(metrics: dict) -> list[str]:
                                        _fmt(score["chrf"]), f"{d['kl_z_per_token']:.3f}", f"{d['kl_a_per_token']:.3f}",
                                        delta("nll_z_zero"), delta("nll_a_prior"),
                                        f"{d['active_units']}/{d['z_dim']}" if "active_units" in d else "–"]) + " |")
-    return rows + ["", *[f"- {line}" for line in claim_verdicts(metrics)]]
+    return rows + ["", *[f"- {line}" for line in claim_verdicts(metrics, rule)]]
 
 
 def latent_table(variants: dict) -> list[str]:
@@ -179,29 +167,6 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|") or "(empty)"
 
 
-def study_table(rows: list[dict], setting: str) -> list[str]:
-    """One row per study run: its setting, quality, latent use and stability."""
-    header = [setting, "BLEU", "chrF", "NLL/token", "KL_z/token", "KL_a/token", "attention entropy",
-              "loss spikes", "max grad norm", "s/epoch"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in rows:
-        label = _setting_label(r, setting)
-        if r["diverged_at_step"] is not None:
-            lines.append(f"| {label} | diverged (NaN) at step {r['diverged_at_step']} |" + " – |" * (len(header) - 2))
-            continue
-        lines.append(f"| {label} | {r['bleu']:.2f} | {r['chrf']:.2f} | {r['nll_per_token']:.3f} | "
-                     f"{r['kl_z_per_token']:.3f} | {r['kl_a_per_token']:.3f} | "
-                     f"{r['attention_entropy']:.2f} / {r['uniform_attention_entropy']:.2f} | {r['loss_spikes']} | "
-                     f"{r['grad_norm_max']:.1f} | {r['mean_epoch_seconds']:.0f} |")
-    return lines
-
-
-def _setting_label(r: dict, setting: str) -> str:
-    if setting == "τ":
-        return f"annealed {r['tau0']:g}→{r['tau_min']:g} (rate {r['anneal_rate']:g})" if r["anneal_rate"] else f"{r['tau0']:g}"
-    return f"{r['gamma_a']:g}"
-
-
 def experiments_table(experiments: dict) -> list[str]:
     """Runs collected from `dvc exp` (stages/collect.py): BLEU mean ± std over seeds per setting."""
     groups = experiments.get("groups", [])
@@ -232,8 +197,8 @@ FIGURES = [
 ]
 
 
-def report_markdown(metrics: dict, experiments: dict, figures: set[str], traversal: str,
-                    params: Params, temperature: list[dict], gamma: dict[str, list[dict]]) -> str:
+def report_markdown(metrics: dict, experiments: dict, figures: set[str], traversal: str, params: Params,
+                    studies: list[str]) -> str:
     """results/REPORT.md: the whole result of one `dvc repro` on one page."""
     m, t = params.model, params.train
     lines = ["# Variational attention for seq2seq VAEs: report", "",
@@ -258,22 +223,8 @@ def report_markdown(metrics: dict, experiments: dict, figures: set[str], travers
             lines += [f"![{caption}](figures/{name})", "", f"_{caption}_", ""]
     if traversal:
         lines += ["#" + line if line.startswith("#") else line for line in traversal.split("\n")] + [""]
-    s = params.study
-    budget = (f"Budget of every study run: {s.max_pairs or 'all'} training pairs, {s.epochs} epochs, "
-              f"{s.test_sentences} test sentences, otherwise the main table's settings.")
-    lines += ["## Temperature study (Gumbel a)", "", budget + " Gumbel runs at the main table's γ_a; the τ of "
-              "a fixed run holds for all of training.", ""]
-    if temperature:
-        lines += study_table(temperature, "τ") + ["", "![τ study](study_plots/temperature.png)", ""]
-    else:
-        lines += ["No τ runs in params.yaml `study.runs`.", ""]
-    lines += ["## γ_a study", "", budget, ""]
-    for name, rows in gamma.items():
-        lines += [f"### `{name}`", "", *study_table(rows, "γ_a"), ""]
-    if gamma:
-        lines += ["![γ_a study](study_plots/gamma_a.png)", ""]
-    lines += ["Attention entropy: mean over decoder steps (nats) / the same for a uniform attention over the source. "
-              "Loss spikes: steps whose loss per target token exceeded 1.5× its running mean (EMA 0.98) after step 100. A diverged run "
-              "(NaN loss) is reported, not retried.", ""]
+    lines += ["## The studies", "", "From the studies pipeline (`dvc repro studies/dvc.yaml`; "
+              "[results/studies/README.md](studies/README.md)), as committed when this report was written.", "",
+              *studies, ""]
     lines += ["## Repeated runs (DVC experiments)", "", *experiments_table(experiments), ""]
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from vae.cli import console
 from vae.config import ModelConfig, TrainConfig, VariantConfig
 from vae.distributed import Ranks
 from vae.io import save_torch
+from vae.live import log as log_values, open_log
 from vae.model import Seq2SeqVAE, build_model
 from vae.measure import TERMS, autocast, term_sums
 from vae.objective import Prices, objective, prices, settled_prices
@@ -63,7 +64,8 @@ class Setup:
         resumable["train"].pop("device")  # a run may resume on another device,
         resumable["train"].pop("epochs")  # and train for longer: no schedule depends on the run's length,
         resumable["train"].pop("max_minutes")
-        resumable["train"].pop("processes")  # and on more or fewer ranks: they make the same steps
+        resumable["train"].pop("processes")  # and on more or fewer ranks: they make the same steps,
+        resumable["train"].pop("log_every")  # and log more or less often
         return hashlib.sha256(json.dumps(resumable, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -146,11 +148,17 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
+def _empty_window() -> dict:
+    """Sums over the steps since the last DVCLive line."""
+    return dict.fromkeys(("loss", "rec", "kl_z", "kl_a", "tokens", "grad_norm", "seconds", "steps"), 0.0) | {"prices": None}
+
+
 class Trainer:
     """One run: resume (`_resume`), one optimiser step (`_step`), and the end of a segment — an epoch,
     or the time budget running out — with its dev evaluation and checkpoints (`_end_segment`)."""
 
-    def __init__(self, setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Path, label: str):
+    def __init__(self, setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Path, label: str,
+                 log_dir: Path | None = None):
         self.setup, self.cfg, self.variant = setup, setup.train, setup.variant
         self.train_pairs, self.dev_pairs, self.label = train_pairs, dev_pairs, label
         self.ranks, self.device = distributed.start(resolve_device(self.cfg.device))
@@ -165,6 +173,8 @@ class Trainer:
         self.run = self._resume()
         self.trainer = distributed.wrap(self.model, self.ranks, self.device)
         self.budget = self.cfg.max_minutes * 60.0
+        self.live = open_log(log_dir, self.run.step) if log_dir is not None and self.ranks.is_main else None
+        self.window = _empty_window()
 
     def _resume(self) -> Run:
         if self.ranks.is_main:  # a kill during a save leaves its temporary file (vae.io.atomic_path) behind
@@ -237,8 +247,8 @@ class Trainer:
                 f"{self._kept()}. Try a lower train.learning_rate or train.clip_norm, or a higher gumbel_tau_min.")
         self.optimiser.zero_grad(set_to_none=True)
         result.loss.backward()
-        totals["grad_norm"] = max(totals["grad_norm"],
-                                  float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)))
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm))
+        totals["grad_norm"] = max(totals["grad_norm"], grad_norm)
         self.optimiser.step()
         if self.average is not None:
             self.average.update_parameters(self.model)
@@ -251,8 +261,28 @@ class Trainer:
         totals["sentences"] += len(indices)
         for key, value in zip(("loss", "rec", "kl_z", "kl_a"), (per_sentence_loss, rec, kl_z, kl_a)):
             totals[key] += value * len(indices)
+            self.window[key] += value * len(indices)
+        self.window["tokens"] += batch_tokens
+        self.window["grad_norm"] += grad_norm
+        self.window["steps"] += 1
+        self.window["prices"] = step_prices
         return (f"loss/token {per_token:.2f} rec {rec:.1f} KLz {kl_z:.2f} KLa {kl_a:.2f} "
                 f"λ {step_prices.kl_z:.3f}")
+
+    def _log_window(self) -> None:
+        """The training terms per target token, the prices, the learning rate, the gradient norm and the
+        speed, averaged over the steps since the last log line, into the DVCLive log."""
+        w, self.window = self.window, _empty_window()
+        if self.live is None or not w["steps"]:
+            return
+        tokens = max(w["tokens"], 1)
+        values = {f"train/{k}_per_token": w[k] / tokens for k in ("loss", "rec", "kl_z", "kl_a")}
+        values |= {"train/kl_z_weight": w["prices"].kl_z, "train/kl_a_weight": w["prices"].kl_a,
+                   **{f"train/{k}": v for k, v in self.model.decoder.attention.schedule_values().items()},
+                   "train/learning_rate": self.optimiser.param_groups[0]["lr"],
+                   "train/grad_norm": w["grad_norm"] / w["steps"],
+                   "train/tokens_per_s": w["tokens"] / max(w["seconds"], 1e-9)}
+        log_values(self.live, self.run.step, values)
 
     def _kept(self) -> str:
         return f"{self.last} still holds the last good checkpoint" if self.last.is_file() else \
@@ -284,6 +314,10 @@ class Trainer:
                "grad_norm_max": totals["grad_norm"], "loss_spikes": totals["spikes"],
                "tokens_per_s": totals["tokens"] / max(seconds, 1e-9), "epoch_seconds": seconds}
         run.history.append(row)
+        if self.live is not None:
+            log_values(self.live, run.step, {f"dev/{k.removeprefix('dev_')}": dev[k] for k in
+                                             ("dev_loss", "dev_nll_per_token", "dev_ppl", "dev_kl_z_per_token",
+                                              "dev_kl_a_per_token")} | {"epoch": row["epoch"]})
         self.log(f"{self.label}: " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in row.items()) + self._eta(batches))
         improved = dev["dev_loss"] < run.best_dev_loss
@@ -332,6 +366,9 @@ class Trainer:
                     elapsed = time.perf_counter() - start
                     run.train_seconds += elapsed
                     segment_seconds += elapsed
+                    self.window["seconds"] += elapsed
+                    if run.step % cfg.log_every == 0:
+                        self._log_window()
                     progress.update(task, advance=1, status=f"{status} {totals['tokens'] / segment_seconds:,.0f} tok/s")
                 if run.batch == len(batches):
                     run.epoch, run.batch = run.epoch + 1, 0
@@ -343,7 +380,8 @@ class Trainer:
 
 
 def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Path,
-          on_epoch_end: Callable[[Run], None] | None = None, label: str = "") -> tuple[Seq2SeqVAE, Run]:
+          on_epoch_end: Callable[[Run], None] | None = None, label: str = "",
+          log_dir: Path | None = None) -> tuple[Seq2SeqVAE, Run]:
     """Train (or resume) a variant for train.epochs or until train.max_minutes of training, whichever
     comes first; returns the best model by the settled objective on dev, and the run's history.
 
@@ -351,9 +389,10 @@ def train(setup: Setup, train_pairs: Pairs, dev_pairs: Pairs, checkpoint_dir: Pa
     checkpoint_dir/best.pt whenever the dev objective improves. A last.pt from the same setup and data
     is resumed from, unless it has trained further than asked (then the run starts afresh). Under
     torchrun every rank trains on its share of each batch (vae.distributed); rank 0 alone writes
-    checkpoints and shows progress.
+    checkpoints and shows progress. With `log_dir`, rank 0 logs the training terms every
+    train.log_every steps and the dev terms at every evaluation with DVCLive (vae.live).
     """
-    trainer = Trainer(setup, train_pairs, dev_pairs, checkpoint_dir, label or setup.variant.attention)
+    trainer = Trainer(setup, train_pairs, dev_pairs, checkpoint_dir, label or setup.variant.attention, log_dir)
     run = trainer.fit(on_epoch_end)
     best_model, _ = load_model(trainer.best, trainer.device)
     return best_model, run

@@ -30,6 +30,7 @@ class Terms:
     kl_a: torch.Tensor  # Σ_j KL[q(a_j|X) || p(a_j)] over real target steps
     tokens: torch.Tensor  # number of target tokens (incl. </s>)
     attention_kl: torch.Tensor | None = None  # Σ_j KL[α_j || uniform] of the attention weights
+    kl_a_last: torch.Tensor | None = None  # KL[q(a_J|X) || p(a_J)] of the last target step J alone
 
 
 class Seq2SeqVAE(nn.Module):
@@ -90,8 +91,11 @@ class Seq2SeqVAE(nn.Module):
         zeros = rec.new_zeros(mask.size(0))
         kl_z = posterior.kl.float() if posterior is not None else zeros
         kl_a = (attended.kl * mask).sum(1)
+        tokens = mask.sum(1)
+        kl_a_last = attended.kl.gather(1, (tokens - 1).clamp(min=0).unsqueeze(1)).squeeze(1) * (tokens > 0)
         attention_kl = (attended.weights_kl * mask).sum(1)
-        return Terms(rec=rec.sum(1), kl_z=kl_z, kl_a=kl_a, tokens=mask.sum(1), attention_kl=attention_kl)
+        return Terms(rec=rec.sum(1), kl_z=kl_z, kl_a=kl_a, tokens=tokens, attention_kl=attention_kl,
+                     kl_a_last=kl_a_last)
 
 
 def initialise_xavier(model: nn.Module) -> None:

@@ -1,0 +1,262 @@
+"""The studies' tables (studies/dvc.yaml, stage `studies`): every point is a model that the main
+pipeline's train / decode / diagnose stages made with the point's settings; this module only reads
+their files, scores them, and judges the claims by vae.claim's rules.
+
+- the seeds: per variant one value per seed (seed 1 is the root run's model), and each claim's
+  verdict over the seeds (holds in every seed / in none / mixed);
+- the price curve: the Gaussian a (and the Gumbel a) along γ_a, the price of KL(a), with the root
+  run's `deterministic` and `gumbel` as references.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from vae.claim import Evidence, combine, keeps_z, a_alive, statement, verdicts, z_used
+from vae.config import ClaimConfig, Params, StudyPoint
+from vae.data import read_lines
+from vae.metrics import bleu_with_ci, corpus_scores
+
+SEED_VARIANTS = ("plain", "none", "deterministic", "gaussian", "gumbel")
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where the train / decode / diagnose stages wrote one pipeline's models' files (by name)."""
+
+    train: Path
+    decode: Path
+    diagnose: Path
+    decode_dev: Path | None = None
+
+    def missing(self, name: str) -> list[Path]:
+        wanted = [self.train / f"{name}.json", self.decode / f"{name}.txt", self.diagnose / f"{name}.json"]
+        return [p for p in wanted if not p.is_file()]
+
+
+def record(name: str, point: StudyPoint, params: Params, out: Outputs, references: dict[str, list[str]],
+           bootstrap_samples: int) -> dict:
+    """One model's numbers: its settings, test BLEU ± CI, dev BLEU, the latent evidence and its budget."""
+    trained = json.loads((out.train / f"{name}.json").read_text())
+    latent = json.loads((out.diagnose / f"{name}.json").read_text())
+    decoded = json.loads((out.decode / f"{name}.json").read_text()) if (out.decode / f"{name}.json").is_file() else {}
+    hypotheses = read_lines(out.decode / f"{name}.txt")
+    test = bleu_with_ci(hypotheses, references["test"][: len(hypotheses)], bootstrap_samples)
+    dev_file = out.decode_dev / f"{name}.txt" if out.decode_dev else None
+    dev_bleu = None
+    if dev_file is not None and dev_file.is_file():
+        dev = read_lines(dev_file)
+        dev_bleu = corpus_scores(dev, references["dev"][: len(dev)])["bleu"]
+    evidence = Evidence.from_scores(test["bleu"], latent, test["bleu_ci95"])
+    variant, train = params.variants[point.variant], params.train
+    return {"name": name, "study": point.study, "variant": point.variant, "attention": variant.attention,
+            "seed": train.seed, "gamma_a": variant.gamma_a, "attention_kl_price": variant.attention_kl_price,
+            "kl_a_weight": train.pricing.kl_a_weight, "kl_a_steps": train.pricing.kl_a_steps,
+            "pricing": "authors" if train.pricing.unit == "token" else "ours",
+            "test_bleu": test["bleu"], "test_bleu_ci95": test["bleu_ci95"], "bleu_signature": test["bleu_signature"],
+            "test_sentences": len(hypotheses), "dev_bleu": dev_bleu,
+            "kl_z_per_token": latent["kl_z_per_token"], "kl_a_per_token": latent["kl_a_per_token"],
+            "dnll_z0": evidence.dnll_z0, "dnll_a_prior": evidence.dnll_a_prior,
+            "sigma_mean": latent.get("sigma_a_mean"), "diagnose_sentences": latent["sentences"],
+            "train_minutes": round(trained["train_minutes"], 2), "epochs": trained["epochs"], "steps": trained["steps"],
+            "train_pairs": trained["train_pairs"], "device": trained["device"],
+            "device_name": trained.get("device_name"), "precision": trained["precision"],
+            "beam": decoded.get("beam_size")}
+
+
+def evidence(row: dict) -> Evidence:
+    return Evidence(row["test_bleu"], row["dnll_z0"], row["dnll_a_prior"], row["kl_a_per_token"], row["test_bleu_ci95"])
+
+
+# The seeds ------------------------------------------------------------------------------------------
+
+def seeds_table(rows: list[dict]) -> dict:
+    """results/seeds.json: {variant: {"seeds": [...], "test_bleu": [...], ...}}, one value per seed, seeds ascending."""
+    out = {}
+    for variant in SEED_VARIANTS:
+        mine = sorted((r for r in rows if r["variant"] == variant), key=lambda r: r["seed"])
+        if mine:
+            out[variant] = {"seeds": [r["seed"] for r in mine],
+                            **{key: [r[field] for r in mine] for key, field in
+                               (("test_bleu", "test_bleu"), ("test_bleu_ci95", "test_bleu_ci95"),
+                                ("kl_z_per_token", "kl_z_per_token"), ("kl_a_per_token", "kl_a_per_token"),
+                                ("dnll_z0", "dnll_z0"), ("dnll_a_prior", "dnll_a_prior"))}}
+    return out
+
+
+def seed_verdicts(seeds: dict, rule: ClaimConfig) -> dict[str, dict]:
+    """Each claim's verdict per seed that has every model it needs, and over those seeds."""
+    by_seed: dict[int, dict[str, Evidence]] = {}
+    for variant, values in seeds.items():
+        for i, seed in enumerate(values["seeds"]):
+            by_seed.setdefault(seed, {})[variant] = Evidence(
+                values["test_bleu"][i], values["dnll_z0"][i], values["dnll_a_prior"][i],
+                values["kl_a_per_token"][i], values["test_bleu_ci95"][i])
+    outcomes: dict[str, dict[int, bool]] = {}
+    for seed, models in sorted(by_seed.items()):
+        latent = [v for v in ("gaussian", "gumbel") if v in models]
+        for key, holds in verdicts(models, latent, rule).items():
+            outcomes.setdefault(key, {})[seed] = holds
+    return {key: {"verdict": combine(list(per_seed.values())), "seeds": per_seed} for key, per_seed in outcomes.items()}
+
+
+def _mean_std(values: list[float | None]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.3g} (n = 1)"
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{mean:.3f} ± {std:.3f}" if abs(mean) < 10 else f"{mean:.2f} ± {std:.2f}"
+
+
+def seeds_markdown(seeds: dict, rule: ClaimConfig) -> list[str]:
+    """The claim table as mean ± sample standard deviation over seeds, and the verdicts over seeds."""
+    if not seeds:
+        return ["No seed has been run yet (`dvc repro studies/dvc.yaml:diagnose@seed2-plain`, …)."]
+    header = ["variant", "seeds", "test BLEU", "KL_z/token", "KL_a/token", "ΔNLL z=0", "ΔNLL a→prior"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for variant, v in seeds.items():
+        lines.append("| " + " | ".join([f"`{variant}`", ", ".join(map(str, v["seeds"])), _mean_std(v["test_bleu"]),
+                                        _mean_std(v["kl_z_per_token"]), _mean_std(v["kl_a_per_token"]),
+                                        _mean_std(v["dnll_z0"]), _mean_std(v["dnll_a_prior"])]) + " |")
+    lines += ["", "Mean ± sample standard deviation over the seeds listed (n = 1: a single seed, no spread).", ""]
+    for key, v in seed_verdicts(seeds, rule).items():
+        per_seed = ", ".join(f"seed {s}: {'holds' if h else 'fails'}" for s, h in v["seeds"].items())
+        lines.append(f"- {statement(key)}: **{v['verdict']}** over {len(v['seeds'])} seed(s) ({per_seed}).")
+    return lines
+
+
+# The price curve -----------------------------------------------------------------------------------
+
+CURVE_KEYS = ("variant", "gamma_a", "kl_a_weight", "kl_a_steps", "pricing", "test_bleu", "test_bleu_ci95",
+              "dev_bleu", "kl_a_per_token", "kl_z_per_token", "dnll_a_prior", "dnll_z0", "sigma_mean", "train_minutes")
+
+
+def curve_label(row: dict) -> str:
+    """What distinguishes a curve: the entropy bonus, the weight's coupling to λ(t), the steps priced, the pricing."""
+    parts = [f"β {row['attention_kl_price']:g}" if row["attention_kl_price"] else "no bonus"]
+    if row["kl_a_weight"] == "annealed":
+        parts.append("γ_a·λ(t)")
+    if row["kl_a_steps"] == "last":
+        parts.append("last step")
+    if row["pricing"] == "authors":
+        parts.append("authors' pricing")
+    return f"{row['variant']}, " + ", ".join(parts)
+
+
+def curve_verdicts(row: dict, deterministic: dict, rule: ClaimConfig) -> dict[str, bool]:
+    """At one point: translates (≥ bleu_share × deterministic's BLEU), a alive, z used, and (ii)."""
+    point, det = evidence(row), evidence(deterministic)
+    return {"translates": row["test_bleu"] >= rule.bleu_share * deterministic["test_bleu"],
+            "a_alive": a_alive(point, rule), "z_used": z_used(point, det, rule), "keeps_z": keeps_z(point, det, rule)}
+
+
+def curve_markdown(curve: dict, rule: ClaimConfig) -> list[str]:
+    """The price curve as a table and the paragraph that answers the issue's question with its numbers."""
+    det = curve["references"].get("deterministic")
+    points = curve["points"]
+    if not points or det is None:
+        return ["No point of the price curve has been run yet."]
+    header = ["curve", "γ_a", "test BLEU", "dev BLEU", "KL_a/token", "ΔNLL a→prior", "σ of a", "KL_z/token",
+              "ΔNLL z=0", "≥ 0.95×det", "a alive", "z used", "train min"]
+    header[9] = f"≥ {rule.bleu_share:g}×det"
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+    def fmt(v, d=3):
+        return "–" if v is None else f"{v:.{d}f}"
+
+    for row in sorted(points, key=lambda r: (curve_label(r), -r["gamma_a"])):
+        v = curve_verdicts(row, det, rule)
+        lines.append("| " + " | ".join([curve_label(row), f"{row['gamma_a']:g}",
+                                        f"{row['test_bleu']:.2f} ± {fmt(row['test_bleu_ci95'], 2)}",
+                                        fmt(row["dev_bleu"], 2), fmt(row["kl_a_per_token"]), fmt(row["dnll_a_prior"]),
+                                        fmt(row["sigma_mean"]), fmt(row["kl_z_per_token"]), fmt(row["dnll_z0"]),
+                                        *("yes" if v[k] else "no" for k in ("translates", "a_alive", "z_used")),
+                                        f"{row['train_minutes']:.1f}"]) + " |")
+    refs = ", ".join(f"`{name}` {r['test_bleu']:.2f} BLEU, ΔNLL(z=0) {r['dnll_z0']:+.3f}"
+                     for name, r in curve["references"].items())
+    lines += ["", f"References (the root run): {refs}. a alive: KL_a ≥ {rule.a_kl_in_use:g} and ΔNLL(a→prior) ≥ "
+              f"{rule.a_read:g}; z used: ΔNLL(z=0) ≥ {rule.keeps_z_ratio:g}× `deterministic`'s and ≥ {rule.z_in_use:g} "
+              "(nats per target token, diagnose's test pairs).", "", *curve_answer(curve, rule)]
+    return lines
+
+
+def curve_answer(curve: dict, rule: ClaimConfig) -> list[str]:
+    """The answer in words: where the Gaussian a first translates, whether a and z are used there; chosen on
+    dev BLEU where the points have it."""
+    det = curve["references"]["deterministic"]
+    gaussian = [r for r in curve["points"] if r["variant"] == "gaussian"]
+    good = [r for r in gaussian if curve_verdicts(r, det, rule)["translates"]]
+    target = rule.bleu_share * det["test_bleu"]
+    if not good:
+        best = max(gaussian, key=lambda r: (r["dev_bleu"] is not None, r["dev_bleu"] or r["test_bleu"]), default=None)
+        if best is None:
+            return ["No Gaussian point has been run yet."]
+        return [f"**At no price tried does the Gaussian a translate**: no Gaussian point reaches {rule.bleu_share:g} × "
+                f"`deterministic`'s {det['test_bleu']:.2f} = {target:.2f} test BLEU. The best on dev BLEU is "
+                f"{curve_label(best)} at γ_a = {best['gamma_a']:g}: {best['test_bleu']:.2f} test BLEU, KL_a "
+                f"{best['kl_a_per_token']:.3f}, ΔNLL(a→prior) {fmt_delta(best['dnll_a_prior'])}, ΔNLL(z=0) "
+                f"{fmt_delta(best['dnll_z0'])}."]
+    chosen = max(good, key=lambda r: (r["dev_bleu"] is not None, r["dev_bleu"] or 0.0, r["gamma_a"]))
+    v = curve_verdicts(chosen, det, rule)
+    return [f"**The Gaussian a translates at γ_a = {chosen['gamma_a']:g}** ({curve_label(chosen)}; chosen on dev BLEU "
+            f"{chosen['dev_bleu'] if chosen['dev_bleu'] is not None else '–'}): {chosen['test_bleu']:.2f} test BLEU "
+            f"≥ {target:.2f}. There a is {'read' if v['a_alive'] else 'not read'} (KL_a {chosen['kl_a_per_token']:.3f}, "
+            f"ΔNLL(a→prior) {fmt_delta(chosen['dnll_a_prior'])}) and z is {'used' if v['z_used'] else 'not used'} "
+            f"(ΔNLL(z=0) {fmt_delta(chosen['dnll_z0'])} against `deterministic`'s {fmt_delta(det['dnll_z0'])}): "
+            f"the seed's claim (ii) {'holds' if v['keeps_z'] else 'does not hold'} at that price. "
+            f"{len(good)} of {len(gaussian)} Gaussian points reach the line."]
+
+
+def fmt_delta(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.3f}"
+
+
+def plot_curve(curve: dict, path: Path) -> None:
+    """BLEU, ΔNLL(a→prior) and ΔNLL(z=0) against γ_a on a log axis (γ_a = 0 drawn at the left edge), one line
+    per curve, the root run's `deterministic` and `gumbel` as horizontal references."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vae.io import atomic_path
+
+    points = curve["points"]
+    positive = [r["gamma_a"] for r in points if r["gamma_a"] > 0] or [1e-3]
+    zero_at = min(positive) / 10  # where γ_a = 0 is drawn
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    panels = (("test_bleu", "test BLEU (beam search, test split)"), ("dnll_a_prior", "ΔNLL(a → prior), nats/token"),
+              ("dnll_z0", "ΔNLL(z = 0), nats/token"))
+    for label in sorted({curve_label(r) for r in points}):
+        rows = sorted((r for r in points if curve_label(r) == label), key=lambda r: r["gamma_a"])
+        xs = [r["gamma_a"] or zero_at for r in rows]
+        for ax, (key, _) in zip(axes, panels):
+            ax.plot(xs, [r[key] if r[key] is not None else float("nan") for r in rows], marker="o", label=label)
+    for name, style in (("deterministic", "k--"), ("gumbel", "g:")):
+        ref = curve["references"].get(name)
+        if ref:
+            for ax, (key, _) in zip(axes, panels):
+                if ref.get(key) is not None:
+                    ax.axhline(ref[key], color=style[0], linestyle=style[1:], linewidth=1, label=f"root `{name}`")
+    for ax, (_, title) in zip(axes, panels):
+        ax.set_xscale("log")
+        ax.set_xlabel(f"γ_a, the price of a nat of KL(a) (γ_a = 0 drawn at {zero_at:g})")
+        ax.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("The price curve: what the latent attention's price buys (root budget)", fontsize=11)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def curve_table(rows: list[dict], references: dict[str, dict]) -> dict:
+    """results/price_curve.json: the curve's points (the issue's keys first, then the rest) and the references."""
+    def ordered(row):
+        return {k: row[k] for k in CURVE_KEYS} | {k: v for k, v in row.items() if k not in CURVE_KEYS}
+    return {"points": [ordered(r) for r in rows], "references": {k: ordered(v) for k, v in references.items()}}

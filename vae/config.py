@@ -43,6 +43,13 @@ class DownloadConfig:
     local_src: str = ""
     local_tgt: str = ""
 
+    def problems(self) -> list[tuple[str, str]]:
+        # checked here, not against the archive: a mistyped pin would otherwise read as a damaged download
+        if self.europarl_sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", self.europarl_sha256):
+            return [("europarl_sha256", f"must be a sha256 digest (64 hexadecimal characters) or empty, "
+                                        f"got {self.europarl_sha256!r}")]
+        return []
+
 
 @dataclass(frozen=True)
 class PrepareConfig:
@@ -258,6 +265,13 @@ class Params:
         return parse(VariantConfig, {**dataclasses.asdict(self.variants[base]), **run}, f"study.runs.{name}")
 
     def problems(self) -> list[tuple[str, str]]:
+        # DVC makes stage names of these (train@<variant>, study@<run>) and reads '.' as nesting: a name
+        # it cannot take fails there with a message about missing parameters, so it is refused here.
+        for section, names in (("variants", self.variants), ("study.runs", self.study.runs)):
+            for name in names:
+                if not isinstance(name, str) or not STAGE_NAME.fullmatch(name):
+                    return [(f"{section}.{name}", "a name may hold only letters, digits, '-' and '_' "
+                                                  "(DVC makes a stage name of it); write 0.1 as 0p1")]
         named = [("price_map.variants", v) for v in self.price_map.variants]
         for key, name in named + ([("price_map.reference", self.price_map.reference)] if self.price_map.reference else []):
             if name not in self.variants:
@@ -268,16 +282,31 @@ class Params:
             if not self.variants[name].latent_z:
                 return [(key, f"{name!r} has no z (latent_z: false): the map prices KL_z")]
         for name in self.study.runs:
-            if "." in name:
-                return [(f"study.runs.{name}", "a run name must not contain '.' (DVC reads it as nesting); "
-                                               "write 0.1 as 0p1")]
             self.study_variant(name)  # raises naming the run's bad key
         return []
 
 
+STAGE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
 class ParamsLoader(yaml.SafeLoader):
-    """YAML with 1.2's floats, as DVC reads params.yaml: `1e-3` is a number (PyYAML's 1.1 rules need
-    `1.0e-3` and would hand the training a string)."""
+    """YAML as DVC reads params.yaml: 1.2's floats, so `1e-3` is a number (PyYAML's 1.1 rules need
+    `1.0e-3` and would hand the training a string), and a key repeated in one mapping is an error
+    (PyYAML would keep the last one: a second `train:` section would silently replace the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key '{key}' appears twice in one mapping, on lines {seen[key]} and {line}; "
+                    "keep one", key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 ParamsLoader.add_implicit_resolver(
@@ -291,14 +320,13 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] = ()) -> 
     read as YAML) applied first; raise ConfigError naming the offending key."""
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=ParamsLoader) or {}
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such parameters file") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    raw = _yaml(text, str(path))
+    if raw is None:  # an emptied file is a mistake, not a wish for every default (`{}` says that)
+        raise ConfigError(f"{path}: the parameters file is empty; restore it (e.g. git checkout -- {path.name}), "
+                          "or write {} for all defaults")
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep or not key:
@@ -309,8 +337,19 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] = ()) -> 
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {override!r}: '{part}' is not a section")
-        node[leaf] = yaml.load(value, Loader=ParamsLoader)
+        node[leaf] = _yaml(value, f"override {override!r}")
     return parse(Params, raw, "")
+
+
+def _yaml(text: str, where: str) -> Any:
+    """`text` read by ParamsLoader; a syntax error or a repeated key names `where` and the line."""
+    try:
+        return yaml.load(text, Loader=ParamsLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{where}, line {mark.line + 1}, column {mark.column + 1}" if mark else where
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
 
 
 def parse(cls, raw: Any, where: str):

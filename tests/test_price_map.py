@@ -134,7 +134,7 @@ def test_a_point_and_the_report_end_to_end(workspace):
     assert gumbel["delta_nll_a_prior"] is not None and gumbel["delta_nll_z_zero"] is not None
     assert reference["delta_nll_a_prior"] is None and reference["kl_a_price"] is None
     assert "bs:50" in gumbel["bleu_signature"]
-    trained = torch.load(workspace / "checkpoints/price_map/gumbel-z0.25-a0.05/last.pt", weights_only=False)["setup"]
+    trained = torch.load(workspace / "checkpoints/price_map/gumbel-z0.25-a0.05/last.pt", weights_only=True)["setup"]
     assert trained["variant"]["gamma_a"] == 0.05 and trained["train"]["kl"]["schedule"] == "constant"
     assert trained["train"]["pricing"] == {"unit": "sentence", "kl_a_weight": "constant"}
 

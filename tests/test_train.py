@@ -50,7 +50,7 @@ def interrupt_after(epoch: int):
 
 
 def last_state(directory) -> dict:
-    return torch.load(directory / "last.pt", weights_only=False)
+    return torch.load(directory / "last.pt", weights_only=True)
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
@@ -94,7 +94,8 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, reference, variant
     resumed, uninterrupted = last_state(tmp_path), last_state(ref_dir)
     assert_same_weights(resumed["model"], uninterrupted["model"])
     assert without_timing(resumed["run"]["history"]) == without_timing(uninterrupted["run"]["history"])
-    assert_same_weights(torch.load(tmp_path / "best.pt")["model"], torch.load(ref_dir / "best.pt")["model"])
+    assert_same_weights(torch.load(tmp_path / "best.pt", weights_only=True)["model"],
+                        torch.load(ref_dir / "best.pt", weights_only=True)["model"])
 
 
 def test_reference_run_really_trains(reference):
@@ -190,8 +191,8 @@ def test_averaged_run_keeps_the_average_and_resumes_to_the_same_result(tmp_path)
     assert without_timing(resumed.history) == without_timing(run.history)
     whole, killed = last_state(tmp_path / "whole"), last_state(tmp_path / "killed")
     assert_same_weights(whole["average"], killed["average"])
-    best = torch.load(tmp_path / "whole" / "best.pt", weights_only=False)["model"]
-    assert_same_weights(torch.load(tmp_path / "killed" / "best.pt", weights_only=False)["model"], best)
+    best = torch.load(tmp_path / "whole" / "best.pt", weights_only=True)["model"]
+    assert_same_weights(torch.load(tmp_path / "killed" / "best.pt", weights_only=True)["model"], best)
     kept = run.kept()  # best.pt is the average of the kept epoch, with the model's own buffers (τ)
     averaged = {k.removeprefix("module."): v for k, v in averages[kept["epoch"]].items() if k != "n_averaged"}
     assert_same_weights(averaged, best)
@@ -239,7 +240,8 @@ def test_damaged_checkpoint_is_a_clear_error_and_stale_temporaries_go(tmp_path):
     (tmp_path / ".last.pt.abc123.tmp").write_bytes(b"half a checkpoint")  # a kill during a save
     data = (tmp_path / "last.pt").read_bytes()
     (tmp_path / "last.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(UserError, match=r"last\.pt cannot be read .* delete it to start this run afresh"):
+    with pytest.raises(UserError, match=r"last\.pt cannot be read: the file is damaged .* delete it to start this "
+                                        r"run afresh"):
         train(setup, TRAIN, DEV, tmp_path)
     assert not list(tmp_path.glob(".*.tmp"))
     (tmp_path / "last.pt").unlink()

@@ -249,6 +249,21 @@ def test_damaged_checkpoint_is_a_clear_error_and_stale_temporaries_go(tmp_path):
     assert run.epoch == 1
 
 
+def test_last_without_best_says_how_to_start_afresh(tmp_path):
+    # resuming a finished last.pt with no best.pt beside it used to end in "no such model; train it
+    # first", and training again did the same, for ever
+    setup = make_setup("deterministic", epochs=1)
+    train(setup, TRAIN, DEV, tmp_path)
+    (tmp_path / "best.pt").unlink()
+    for epochs in (1, 2):
+        with pytest.raises(UserError, match=r"best\.pt is missing beside .*last\.pt, so this run cannot know its best "
+                                            r"weights; delete .*last\.pt to start the run afresh"):
+            train(make_setup("deterministic", epochs=epochs), TRAIN, DEV, tmp_path)
+    (tmp_path / "last.pt").unlink()  # the advice works
+    _, run = train(setup, TRAIN, DEV, tmp_path)
+    assert run.epoch == 1 and (tmp_path / "best.pt").is_file()
+
+
 def test_changed_data_is_not_resumed(tmp_path):
     setup = make_setup("deterministic", epochs=1)
     train(setup, TRAIN, DEV, tmp_path)
@@ -298,6 +313,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_last_epoch(tmp_path, monk
     message = str(err.value)
     assert "loss became nan" in message and f"at step {steps_per_epoch} (epoch 2)" in message
     assert "last.pt" in message and "learning_rate" in message
+    assert "gumbel_tau_min" not in message  # a Gaussian run has no τ to raise
     blob = last_state(tmp_path)
     assert blob["run"]["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in blob["model"].values() if t.is_floating_point())
@@ -307,6 +323,12 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_last_epoch(tmp_path, monk
     _, run = train(setup, TRAIN, DEV, tmp_path)
     assert without_timing(run.history) == without_timing(ref_run.history)
     assert_same_weights(last_state(tmp_path)["model"], last_state(ref_dir)["model"])
+
+
+def test_a_diverging_gumbel_run_is_told_about_its_temperature(tmp_path, monkeypatch):
+    poison_after_epoch(monkeypatch, epoch=None)
+    with pytest.raises(UserError, match=r"loss became nan .*learning_rate or train\.clip_norm, or a higher gumbel_tau_min"):
+        train(make_setup("gumbel"), TRAIN, DEV, tmp_path)
 
 
 def test_nan_loss_on_the_first_step_writes_no_checkpoint(tmp_path, monkeypatch):

@@ -177,6 +177,9 @@ class Trainer:
             self.log(f"{self.last} has trained {run.train_seconds / 60:.1f} min, more than train.max_minutes "
                      f"{self.cfg.max_minutes:g}; starting afresh")
             return Run(max_minutes=self.cfg.max_minutes)
+        if not self.best.is_file():  # resuming would finish without one, and every rerun the same
+            raise UserError(f"{self.best} is missing beside {self.last}, so this run cannot know its best weights; "
+                            f"delete {self.last} to start the run afresh")
         self.model.load_state_dict(blob["model"])
         self.optimiser.load_state_dict(blob["optimiser"])
         if self.average is not None:
@@ -221,7 +224,8 @@ class Trainer:
             raise TrainingDiverged(
                 run.step, f"{self.label}: the loss became {loss} at step {run.step} (epoch {run.epoch + 1}): rec "
                 f"{rec:.3g}, KL_z {kl_z:.3g}, KL_a {kl_a:.3g}, λ_KL {step_prices.kl_z:.3g}. Training stopped; "
-                f"{self._kept()}. Try a lower train.learning_rate or train.clip_norm, or a higher gumbel_tau_min.")
+                f"{self._kept()}. Try a lower train.learning_rate or train.clip_norm"
+                + (", or a higher gumbel_tau_min." if self.variant.attention == "gumbel" else "."))
         self.optimiser.zero_grad(set_to_none=True)
         result.loss.backward()
         totals["grad_norm"] = max(totals["grad_norm"],

@@ -153,7 +153,8 @@ CASES = [
     ("diagnose-tokenizer-from-other-data", "diagnose", lambda root: ["--data", str(root / "broken/other-data")],
      None, r"trained with another tokenizer than the one in .*broken/other-data/tokenizer"),
     ("figures-tokenizer-from-other-data", "figures",
-     lambda root: [*only_deterministic(root), "--data", str(root / "broken/other-data")], None, r"trained with another tokenizer than the one in .*broken/other-data/tokenizer"),
+     lambda root: [*only_deterministic(root), "--data", str(root / "broken/other-data")], None,
+     r"trained with another tokenizer than the one in .*broken/other-data/tokenizer"),
     ("translate-broken-tokenizer", "translate",
      lambda root: ["--variant", "deterministic", "--data", str(root / "broken/data")], b"bonjour\n", r"tgt\.model"),
 ]

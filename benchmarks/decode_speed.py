@@ -33,8 +33,8 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, nargs="+", default=[6000])
     p.add_argument("--record", action="store_true", help="write the fastest into results/time_to_bleu.json")
     args = p.parse_args()
-    model, _ = load_model(args.model)
     tokenizers = Tokenizers.load(Path(args.data) / "tokenizer")
+    model, _ = load_model(args.model, tokenizer=Path(args.data) / "tokenizer")
     test = Pairs.load(Path(args.data) / "encoded" / "test.pt", args.sentences)
     references = read_lines(Path(args.data) / "prepared" / "test.tgt")[: len(test)]
     sources = [s.tolist() for s in test.src]

@@ -151,7 +151,7 @@ def record_trained(args) -> None:
     metrics = json.loads(Path("results/metrics.json").read_text())
     points, decode = [], None
     for variant in args.trained:
-        model, _ = load_model(Path("models") / f"{variant}.pt", device)
+        model, _ = load_model(Path("models") / f"{variant}.pt", device, tokenizer=data / "tokenizer")
         trained = json.loads((Path("results") / "train" / f"{variant}.json").read_text())
         decoded = json.loads((Path("results") / "decode" / f"{variant}.json").read_text())
         dev_scores, _ = bleu(model, dev, read_lines(data / "prepared" / "dev.tgt"), tokenizers,

@@ -14,8 +14,8 @@ from vae.checkpoint import device_name, load_model, resolve_device
 def main(args, params):
     cfg = params.decode
     device = resolve_device(cfg.device)
-    model, _ = load_model(Path(args.models) / f"{args.name}.pt", device)
     tokenizers = Tokenizers.load(Path(args.data) / "tokenizer")
+    model, _ = load_model(Path(args.models) / f"{args.name}.pt", device, tokenizer=Path(args.data) / "tokenizer")
     test = Pairs.load(Path(args.data) / "encoded" / f"{args.split}.pt", cfg.max_sentences)
     settings = SearchSettings.from_config(cfg)
     start = time.perf_counter()

@@ -14,12 +14,12 @@ from vae.checkpoint import load_model, resolve_device
 
 def main(args, params):
     device = resolve_device(params.decode.device)
-    model, _ = load_model(Path(args.models) / f"{args.name}.pt", device)
+    tokenizers = Tokenizers.load(Path(args.data) / "tokenizer")
+    model, _ = load_model(Path(args.models) / f"{args.name}.pt", device, tokenizer=Path(args.data) / "tokenizer")
     test = Pairs.load(Path(args.data) / "encoded" / "test.pt", params.diagnose.max_sentences)
     references = read_lines(Path(args.references))[: len(test)]
     start = time.perf_counter()
-    out = latent_evidence(model, test, references, Tokenizers.load(Path(args.data) / "tokenizer"),
-                          params.diagnose, params.decode, device)
+    out = latent_evidence(model, test, references, tokenizers, params.diagnose, params.decode, device)
     out["seconds"] = time.perf_counter() - start
     write_json(Path(args.out) / f"{args.name}.json", out)
     cli.console.print(f"diagnose {args.name}: " + ", ".join(f"{k} {v:.4g}" for k, v in out.items()

@@ -22,7 +22,8 @@ def main(args, params):
     out.mkdir(parents=True, exist_ok=True)
     tokenizers = Tokenizers.load(Path(args.data) / "tokenizer")
     test = Pairs.load(Path(args.data) / "encoded" / "test.pt", cfg.max_sentences)
-    models = {name: load_model(Path(args.models) / f"{name}.pt", device)[0] for name in params.variants}
+    models = {name: load_model(Path(args.models) / f"{name}.pt", device, tokenizer=Path(args.data) / "tokenizer")[0]
+              for name in params.variants}
 
     shown = test.head(3)  # the maps show the first sentences of the batch the statistics use
     maps, entropies = {}, {}

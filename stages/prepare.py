@@ -3,13 +3,13 @@
 from pathlib import Path
 
 from vae import cli
-from vae.data import SPLITS, prepare, read_aligned
+from vae.data import SPLITS, copied_from, prepare, read_aligned
 from vae.io import atomic_dir, write_json, write_lines
 
 
 def main(args, params):
     raw = Path(args.raw)
-    result = prepare(read_aligned(raw / "src.txt", raw / "tgt.txt"), params.prepare)
+    result = prepare(read_aligned(raw / "src.txt", raw / "tgt.txt", copied_from(raw)), params.prepare)
     with atomic_dir(args.out) as out:  # all six files or none: never one split of this run beside another's
         for name in SPLITS:
             write_lines(out / f"{name}.src", (s for s, _ in result.splits[name]))

@@ -37,13 +37,8 @@ def main(args, params):
         raise UserError(f"--max-subwords must be at least 1, got {args.max_subwords}")
     cfg = params.decode
     device = resolve_device(cfg.device)
-    model, _ = load_model(Path(args.models) / f"{args.name}.pt", device)
     tokenizers = Tokenizers.load(Path(args.data) / "tokenizer")
-    vocab = (tokenizers.src.get_piece_size(), tokenizers.tgt.get_piece_size())
-    if vocab != (model.encoder.embed.num_embeddings, model.decoder.out.out_features):
-        raise UserError(f"the tokenizers in {args.data}/tokenizer have vocabularies {vocab}, the model "
-                        f"{args.variant} was trained with ({model.encoder.embed.num_embeddings}, "
-                        f"{model.decoder.out.out_features}); re-run `dvc repro` so that both come from one run")
+    model, _ = load_model(Path(args.models) / f"{args.name}.pt", device, tokenizer=Path(args.data) / "tokenizer")
     lines = [normalise(line, params.prepare.unicode_form) for line in read_stdin()]
     sources = tokenizers.src.encode(lines)
     for number, ids in enumerate(sources, start=1):

@@ -39,6 +39,7 @@ class Workspace:
         whole = gzip.compress(self.tgt.read_bytes(), mtime=0)
         (self.corpus / "truncated.en.gz").write_bytes(whole[: len(whole) // 2])
         (self.corpus / "corrupt.en.gz").write_bytes(b"\x1f\x8b\x08\x00" + b"\x00" * 6 + b"this is not deflate")
+        (self.corpus / "random.en.gz").write_bytes(hashlib.sha256(b"seed").digest() * 64)  # not gzip at all
         archive = europarl_tgz(PAIRS)
         server.files.update({"/html/fr-en.tgz": HTML, "/good/fr-en.tgz": archive,
                              "/cut/fr-en.tgz": archive[: len(archive) // 2]})
@@ -136,6 +137,13 @@ CASES = [
      lambda ws: {"download": {"source": "europarl", "europarl_url": "www.statmt.org/europarl/v7/{pair}.tgz"}},
      None, r"is not a URL"),
     ("pair-without-english", "download", lambda ws: ws.europarl("good", tgt_lang="de"), None, r"pairs each language with English"),
+    ("random-bytes-named-gz", "download", lambda ws: ws.local(local_tgt=str(ws.corpus / "random.en.gz")), None,
+     r"'download\.local_tgt': .*random\.en\.gz is not a gzip file \(its name ends in \.gz, but it starts with the "
+     r"bytes 19 b2 58 56"),
+    ("local-file-is-a-directory", "download", lambda ws: ws.local(local_src=str(ws.corpus)), None,
+     r"'download\.local_src': .*data/local is a directory; name a file"),
+    ("sha256-pin-not-a-digest", "download", lambda ws: ws.europarl("good", europarl_sha256="deadbeef"), None,
+     r"'download\.europarl_sha256': must be a sha256 digest \(64 hexadecimal characters\) or empty, got 'deadbeef'"),
     ("bundled-dir-missing", "download", lambda ws: {"download": {"bundled_dir": str(ws.root / "nowhere")}},
      None, r"SHA256SUMS is missing"),
     # --- the parameters file (read by every stage) ---
@@ -145,6 +153,12 @@ CASES = [
      r"'download\.europarl_url' must be a string, got 5"),
     ("yaml-syntax-error", "download", lambda ws: "download:\n  source: local\n   local_src: x\n", None,
      r"line 3, column \d+: not valid YAML: mapping values are not allowed"),
+    ("section-given-twice", "download",
+     lambda ws: "download:\n  source: local\nprepare: {}\ndownload:\n  source: bundled\n", None, r"line 4, column 1: not valid YAML: the key 'download' appears twice in one mapping, on lines 1 and 4"),
+    ("emptied-params-file", "download", lambda ws: "", None,
+     r"params/emptied-params-file\.yaml: the parameters file is empty"),
+    ("variant-name-with-a-dot", "download", lambda ws: {"variants": {"gumbel.v2": {"attention": "gumbel"}}}, None,
+     r"'variants\.gumbel\.v2': a name may hold only letters, digits, '-' and '_'"),
     ("params-not-a-mapping", "download", lambda ws: "- download\n- prepare\n", None, r"expected a mapping, got list"),
     ("missing-params-file", "download", lambda ws: None, None, r"no such parameters file"),
     # --- prepare: the raw corpus ---
@@ -156,6 +170,14 @@ CASES = [
     ("invalid-utf8", "prepare", lambda ws: {"prepare": SIZES},
      lambda ws: ws.raw("latin1", with_line(GOOD_SRC, 1, "d\u00e9bat".encode("latin-1")), GOOD_TGT),
      r"src\.txt, line 2: not valid UTF-8"),
+    ("blank-only-corpus", "prepare", lambda ws: {"prepare": SIZES},
+     lambda ws: ws.raw("blank", b"\n" * 60, b" \r\n" * 60),
+     r"the corpus has no usable lines: each of its 60 pair\(s\) is blank"),
+    ("cr-only-corpus", "prepare", lambda ws: {"prepare": SIZES}, lambda ws: ws.raw("cr", b"\r" * 60, b"\r" * 60),
+     r"the corpus has no usable lines"),
+    ("utf16-corpus", "prepare", lambda ws: {"prepare": SIZES},
+     lambda ws: ws.raw("utf16", GOOD_SRC.decode().encode("utf-16"), GOOD_TGT),
+     r"src\.txt: looks like UTF-16 \(it has a UTF-16 byte-order mark\), not UTF-8; convert it"),
     ("missing-raw-file", "prepare", lambda ws: {"prepare": SIZES}, lambda ws: ws.root / "bad-raw" / "absent",
      r"src\.txt: no such file"),
     ("split-larger-than-corpus", "prepare", lambda ws: {"prepare": SIZES | {"train_size": 1000}}, None,

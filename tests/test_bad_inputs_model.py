@@ -8,6 +8,7 @@ been through download, prepare, tokenize and one tiny training of `deterministic
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -18,6 +19,8 @@ import pytest
 import yaml
 
 from conftest import REPO, cli_env, make_bundled, real_pairs, run_stage
+from vae.config import TokenizeConfig
+from vae.tokenizer import Tokenizers, write_models
 
 TINY = {
     "prepare": {"train_size": 200, "dev_size": 20, "test_size": 30},
@@ -64,6 +67,17 @@ def ws(tmp_path_factory) -> Path:
     shutil.copytree(root / "data/tokenizer", root / "broken/data/tokenizer")
     shutil.copytree(root / "data/encoded", root / "broken/data/encoded")
     (root / "broken/data/tokenizer/tgt.model").write_bytes(b"not a sentencepiece model")
+    # one bit of a weight flipped, as in a corrupted DVC cache object: torch reads it without a word
+    (root / "broken/flipped").mkdir()
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0x04  # the file is almost all weights
+    (root / "broken/flipped/deterministic.pt").write_bytes(bytes(flipped))
+    # a tokenizer of the same size, trained on other sentences
+    other = root / "broken/other-data"
+    write_models(real_pairs(600)[300:], TokenizeConfig(vocab_size=200), other / "tokenizer")
+    shutil.copytree(root / "data/encoded", other / "encoded")
+    sizes = [Tokenizers.load(folder).tgt.get_piece_size() for folder in (root / "data/tokenizer", other / "tokenizer")]
+    assert sizes[0] == sizes[1], sizes
     return root
 
 
@@ -71,6 +85,16 @@ def params_case(sections: dict):
     def make(root: Path) -> list[str]:
         return ["--params", str(write_params(root / "case-params.yaml", TINY | sections))]
     return make
+
+
+def only_deterministic(root: Path) -> list[str]:
+    """--params for a project whose one variant is the trained `deterministic` (figures loads them all)."""
+    path = write_params(root / "only-deterministic.yaml", TINY)
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    params["variants"] = {"deterministic": params["variants"]["deterministic"]}
+    params["study"]["runs"], params["price_map"]["variants"], params["price_map"]["reference"] = {}, [], ""
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return ["--params", str(path)]
 
 
 def args_case(*args: str):
@@ -103,6 +127,12 @@ CASES = [
     ("decode-truncated-model", "decode",
      lambda root: ["--variant", "deterministic", "--models", str(root / "broken/truncated")], None,
      r"deterministic\.pt.*(damaged|truncated|corrupt|not a)"),
+    ("decode-damaged-model", "decode",
+     lambda root: ["--variant", "deterministic", "--models", str(root / "broken/flipped")], None,
+     r"broken/flipped/deterministic\.pt is damaged: its weights do not match the sha256 stored with them"),
+    ("decode-tokenizer-from-other-data", "decode",
+     lambda root: ["--variant", "deterministic", "--data", str(root / "broken/other-data")], None,
+     r"models/deterministic\.pt was trained with another tokenizer than the one in .*broken/other-data/tokenizer"),
     ("decode-beam-zero", "decode", params_case({"decode": TINY["decode"] | {"beam_size": 0}}), None,
      r"'decode\.beam_size' must be >= 1, got 0"),
     ("diagnose-no-model", "diagnose", lambda root: ["--variant", "deterministic", "--models", str(root / "broken/empty")],
@@ -117,6 +147,14 @@ CASES = [
     ("translate-truncated-model", "translate",
      lambda root: ["--variant", "deterministic", "--models", str(root / "broken/truncated")], b"bonjour\n",
      r"deterministic\.pt"),
+    ("translate-tokenizer-from-other-data", "translate",
+     lambda root: ["--variant", "deterministic", "--data", str(root / "broken/other-data")], b"bonjour\n",
+     r"models/deterministic\.pt was trained with another tokenizer than the one in .*broken/other-data/tokenizer"),
+    ("diagnose-tokenizer-from-other-data", "diagnose", lambda root: ["--data", str(root / "broken/other-data")],
+     None, r"trained with another tokenizer than the one in .*broken/other-data/tokenizer"),
+    ("figures-tokenizer-from-other-data", "figures",
+     lambda root: [*only_deterministic(root), "--data", str(root / "broken/other-data")], None,
+     r"trained with another tokenizer than the one in .*broken/other-data/tokenizer"),
     ("translate-broken-tokenizer", "translate",
      lambda root: ["--variant", "deterministic", "--data", str(root / "broken/data")], b"bonjour\n", r"tgt\.model"),
 ]
@@ -139,3 +177,33 @@ def test_bad_input_to_a_model_stage_is_one_clear_line(ws, case, stage, make_args
     assert len(lines) == 1, stderr
     assert re.search(expected, lines[0]), lines[0]
     assert digest(ws) == before  # nothing partial written, the good outputs intact
+
+
+def test_a_crafted_model_runs_no_code_and_is_one_line(ws):
+    marker = ws / "broken" / "marker"
+
+    class RunsCode:
+        def __reduce__(self):
+            return exec, (f"open({str(marker)!r}, 'w').write('ran')",)
+
+    (ws / "broken/crafted").mkdir(exist_ok=True)
+    import torch
+    torch.save({"setup": RunsCode(), "model": {}}, ws / "broken/crafted/deterministic.pt")
+    result = run_stage("decode", "--variant", "deterministic", "--models", str(ws / "broken/crafted"),
+                       "--out", str(ws / "broken/crafted-out"), cwd=ws)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert re.search(r"deterministic\.pt holds Python objects besides tensors and plain data .* so it was not "
+                     r"loaded; re-train it", lines[0]), lines[0]
+    assert not marker.exists()
+
+
+def test_diagnose_on_one_sentence_reports_active_units_as_not_measurable(ws):
+    # the variance over one sentence is NaN: it read as "active_units 0", with PyTorch's warning leaking
+    params = write_params(ws / "one-sentence.yaml", TINY | {"diagnose": TINY["diagnose"] | {"max_sentences": 1}})
+    result = run_stage("diagnose", "--variant", "deterministic", "--params", str(params),
+                       "--out", str(ws / "broken/one-sentence"), cwd=ws)
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr and "warn" not in result.stderr.lower(), result.stderr
+    out = json.loads((ws / "broken/one-sentence/deterministic.json").read_text())
+    assert out["sentences"] == 1 and out["active_units"] is None

@@ -40,8 +40,53 @@ def test_params_are_frozen(tmp_path):
         params.prepare.train_size = 6
 
 
-def test_empty_file_gives_defaults(tmp_path):
-    assert load_params(write_params(tmp_path, "")) == Params()
+def test_an_empty_mapping_gives_defaults(tmp_path):
+    assert load_params(write_params(tmp_path, "{}\n")) == Params()
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "# every section deleted\n"])
+def test_an_emptied_file_is_refused(tmp_path, content):
+    # run by hand, an emptied params.yaml used to mean "all defaults" without a word
+    with pytest.raises(ConfigError, match=r"params\.yaml: the parameters file is empty"):
+        load_params(write_params(tmp_path, content))
+
+
+def test_a_section_given_twice_is_refused_with_both_lines(tmp_path):
+    # PyYAML keeps the last `train:`; DVC rejects the file; so must we, or a run trains on defaults
+    text = "train:\n  epochs: 3\n  learning_rate: 0.01\nvariants:\n  gumbel: {attention: gumbel}\ntrain:\n  epochs: 4\n"
+    with pytest.raises(ConfigError, match=r"line 6, column 1: .*the key 'train' appears twice .* lines 1 and 6"):
+        load_params(write_params(tmp_path, text))
+
+
+def test_a_key_repeated_deeper_is_refused(tmp_path):
+    text = "train:\n  kl:\n    schedule: linear\n    warmup_steps: 10\n    schedule: constant\n"
+    with pytest.raises(ConfigError, match=r"the key 'schedule' appears twice .* lines 3 and 5"):
+        load_params(write_params(tmp_path, text))
+
+
+def test_a_repeated_key_in_an_override_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"the key 'a' appears twice"):
+        load_params(write_params(tmp_path, "{}\n"), ["variants={a: {latent_z: true}, a: {latent_z: false}}"])
+
+
+@pytest.mark.parametrize("name", ["gumbel.v2", "gumbel v2", "gumbel@2"])
+def test_a_name_dvc_cannot_take_is_refused(tmp_path, name):
+    raw = {"variants": {"gumbel": {"attention": "gumbel"}, name: {"attention": "gumbel"}}}
+    with pytest.raises(ConfigError, match=rf"'variants\.{re.escape(name)}': a name may hold only letters, digits, '-' and '_'"):
+        load_params(write_params(tmp_path, raw))
+
+
+def test_names_with_dashes_and_underscores_are_accepted(tmp_path):
+    params = load_params(write_params(tmp_path, {"variants": {"gumbel_v-2": {"attention": "gumbel"}}}))
+    assert "gumbel_v-2" in params.variants
+
+
+@pytest.mark.parametrize("pin", ["deadbeef", "g" * 64, "0" * 63, " " + "0" * 64])
+def test_a_sha256_pin_that_is_not_a_digest_is_refused(tmp_path, pin):
+    # used to reach the download and blame the archive ("checksum mismatch")
+    with pytest.raises(ConfigError, match=r"'download\.europarl_sha256': must be a sha256 digest \(64 hexadecimal"):
+        load_params(write_params(tmp_path, {"download": {"europarl_sha256": pin}}))
+    assert load_params(write_params(tmp_path, {"download": {"europarl_sha256": "aB" * 32}}))
 
 
 def test_unknown_key_is_named_with_suggestion(tmp_path):
@@ -199,7 +244,7 @@ def test_a_study_point_is_its_variant_with_settings_changed(tmp_path):
     ({"p": {"variant": "gumbel"}}, "p", r"'points\.p'.*study"),
     ({"p": {"study": "seeds", "variant": "gumbel", "sett": {}}}, "p", r"unknown key 'points\.p\.sett'"),
     ({"p": {"study": "seeds", "variant": "gumbel"}}, "q", r"no point 'q' in .*points: p"),
-    ({"p.1": {"study": "seeds", "variant": "gumbel"}}, "p.1", r"'points\.p\.1': a point name may hold only"),
+    ({"p.1": {"study": "seeds", "variant": "gumbel"}}, "p.1", r"'points\.p\.1': a name may hold only"),
 ])
 def test_a_bad_study_point_is_one_clear_line(tmp_path, points, name, expected):
     params = write_params(tmp_path, {"variants": {"gumbel": {"attention": "gumbel"}}})
@@ -210,7 +255,7 @@ def test_a_bad_study_point_is_one_clear_line(tmp_path, points, name, expected):
 
 
 def test_a_variant_name_dvc_cannot_take_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match=r"'variants\.gumbel v2': a variant name may hold only"):
+    with pytest.raises(ConfigError, match=r"'variants\.gumbel v2': a name may hold only"):
         load_params(write_params(tmp_path, {"variants": {"gumbel v2": {"attention": "gumbel"}}}))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -12,9 +13,12 @@ from conftest import (BUNDLED, BUNDLED_EN, BUNDLED_FR, europarl_tgz, make_bundle
                       write_text_lines)
 from vae import UserError
 from vae.config import DownloadConfig
-from vae.corpus import download, europarl_pair, fetch, sha256_of
+from vae.corpus import cached_archive, download, europarl_pair, fetch, sha256_of
 
-ARCHIVE = "europarl-v7.fr-en.tgz"
+
+def archive_name(base: str) -> str:
+    """The cache's name for the fr-en archive served under `base`."""
+    return cached_archive(Path("."), f"{base}/fr-en.tgz", "fr-en").name
 
 
 def lines_of(pairs, side):
@@ -37,6 +41,7 @@ def archive(http_server, tiny_pairs):
 
 
 def test_europarl_download_success(tmp_path, http_server, archive, tiny_pairs):
+    ARCHIVE = archive_name(http_server.base)
     out, cache = tmp_path / "raw", tmp_path / "cache"
     cfg = europarl_cfg(http_server.base, europarl_sha256=sha256_bytes(archive))
     manifest = fetch(cfg, out, cache)
@@ -83,6 +88,7 @@ def test_europarl_checksum_mismatch(tmp_path, http_server, archive):
 
 
 def test_europarl_unreachable_points_to_bundled(tmp_path, dead_port):
+    ARCHIVE = archive_name(f"http://127.0.0.1:{dead_port}")
     out, cache = tmp_path / "raw", tmp_path / "cache"
     cfg = DownloadConfig(source="europarl", europarl_url=f"http://127.0.0.1:{dead_port}/{{pair}}.tgz")
     with pytest.raises(UserError) as info:
@@ -94,6 +100,25 @@ def test_europarl_unreachable_points_to_bundled(tmp_path, dead_port):
     assert not (cache / ARCHIVE).exists()
 
 
+def test_another_url_is_fetched_not_answered_from_the_cache(tmp_path, http_server, archive):
+    # the cache used to be keyed by the language pair: a moved (here: 404) URL exited 0 on the old
+    # archive, while the manifest recorded the new URL
+    cache = tmp_path / "cache"
+    fetch(europarl_cfg(http_server.base), tmp_path / "raw", cache)
+    with pytest.raises(UserError, match=r"download of .*/moved/fr-en\.tgz failed: HTTP 404"):
+        fetch(europarl_cfg(http_server.base + "/moved"), tmp_path / "raw", cache)
+    assert [r["path"] for r in http_server.requests] == ["/fr-en.tgz", "/moved/fr-en.tgz"]
+    http_server.files["/moved/fr-en.tgz"] = archive
+    manifest = fetch(europarl_cfg(http_server.base + "/moved"), tmp_path / "raw", cache)
+    assert manifest["url"] == f"{http_server.base}/moved/fr-en.tgz"
+    assert len(list(cache.iterdir())) == 2  # one archive per URL
+
+
+def test_a_pin_in_capitals_matches(tmp_path, http_server, archive):
+    fetch(europarl_cfg(http_server.base, europarl_sha256=sha256_bytes(archive).upper()), tmp_path / "raw",
+          tmp_path / "cache")
+
+
 def test_europarl_http_error_is_reported(tmp_path, http_server):
     with pytest.raises(UserError, match="HTTP 404"):
         fetch(europarl_cfg(http_server.base), tmp_path / "raw", tmp_path / "cache")
@@ -101,6 +126,7 @@ def test_europarl_http_error_is_reported(tmp_path, http_server):
 
 
 def test_europarl_resumes_partial_download_with_range(tmp_path, http_server, archive, tiny_pairs):
+    ARCHIVE = archive_name(http_server.base)
     cache = tmp_path / "cache"
     cache.mkdir()
     half = len(archive) // 2
@@ -116,6 +142,7 @@ def test_europarl_resumes_partial_download_with_range(tmp_path, http_server, arc
 
 
 def test_europarl_restarts_when_server_ignores_range(tmp_path, http_server, archive):
+    ARCHIVE = archive_name(http_server.base)
     http_server.honour_range = False
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -226,6 +253,24 @@ def test_local_requires_existing_files(tmp_path, tiny_pairs):
               tmp_path / "raw", tmp_path / "cache")
 
 
+def test_local_directory_is_named_as_such(tmp_path, tiny_pairs):
+    src = write_text_lines(tmp_path / "corpus.fr", [s for s, _ in tiny_pairs])
+    (tmp_path / "folder.en").mkdir()
+    with pytest.raises(UserError, match=r"'download\.local_tgt': .*folder\.en is a directory; name a file"):
+        fetch(DownloadConfig(source="local", local_src=str(src), local_tgt=str(tmp_path / "folder.en")),
+              tmp_path / "raw", tmp_path / "cache")
+
+
+def test_local_gz_that_is_not_gzip_is_named_as_such(tmp_path, tiny_pairs):
+    # random bytes named .gz used to be copied as text and then reported as bad UTF-8 by prepare
+    src = write_text_lines(tmp_path / "corpus.fr", [s for s, _ in tiny_pairs])
+    tgt = tmp_path / "corpus.en.gz"
+    tgt.write_bytes(bytes(range(200, 256)) * 10)
+    with pytest.raises(UserError, match=r"'download\.local_tgt': .*corpus\.en\.gz is not a gzip file .*c8 c9 ca"):
+        fetch(DownloadConfig(source="local", local_src=str(src), local_tgt=str(tgt)), tmp_path / "raw", tmp_path / "c")
+    assert not (tmp_path / "raw").exists()
+
+
 # --- wrong or damaged bodies are never cached, data/raw is replaced as a whole ------------
 
 HTML = b"<!DOCTYPE html>\n<html><head><title>Captive portal</title></head><body>Log in</body></html>\n"
@@ -288,6 +333,7 @@ def test_archive_without_the_pair_is_not_cached(tmp_path, http_server, tiny_pair
 
 
 def test_damaged_archive_already_in_the_cache_is_deleted(tmp_path, good_raw):
+    ARCHIVE = archive_name("http://127.0.0.1:9")
     # an older version cached whatever came back; such a file must not fail every run after it
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -301,6 +347,7 @@ def test_damaged_archive_already_in_the_cache_is_deleted(tmp_path, good_raw):
 
 
 def test_ctrl_c_while_checking_keeps_the_download_for_the_next_run(tmp_path, http_server, archive):
+    ARCHIVE = archive_name(http_server.base)
     def interrupted(part):
         raise KeyboardInterrupt
 

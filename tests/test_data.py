@@ -11,7 +11,7 @@ import yaml
 from conftest import run_stage, synthetic_pairs, write_pair_files, write_text_lines
 from vae import UserError
 from vae.config import PrepareConfig
-from vae.data import CHARS_PER_WORD, SPLITS, normalise, prepare, read_aligned, read_lines
+from vae.data import CHARS_PER_WORD, SPLITS, copied_from, normalise, prepare, read_aligned, read_lines
 
 
 def cfg(**overrides) -> PrepareConfig:
@@ -73,6 +73,54 @@ def test_bad_utf8_names_the_line(tmp_path):
         read_lines(path)
     assert f"{path}, line 3" in str(info.value)
     assert "UTF-8" in str(info.value)
+
+
+@pytest.mark.parametrize("head, mark", [(b"\xff\xfe", "a UTF-16 byte-order mark"),
+                                        (b"\xfe\xff", "a UTF-16 byte-order mark"), (b"", "many NUL bytes")])
+def test_utf16_is_named_with_a_hint(tmp_path, head, mark):
+    path = tmp_path / "src.txt"
+    text = "le chat\nle chien\n"  # ASCII: as UTF-16 without a mark, valid UTF-8 full of NULs
+    path.write_bytes(head + text.encode("utf-16-be" if head == b"\xfe\xff" else "utf-16-le"))
+    with pytest.raises(UserError, match=rf"src\.txt: looks like UTF-16 \(it has {mark}\), not UTF-8; convert it"):
+        read_lines(path)
+
+
+def test_lines_ending_in_cr_alone_are_named(tmp_path):
+    path = tmp_path / "src.txt"
+    path.write_bytes(b"le chat\rle chien\rla maison\r")
+    with pytest.raises(UserError, match=r"src\.txt: its lines end in CR alone .* reads as 1 line"):
+        read_lines(path)
+    path.write_bytes(b"one\r\ntwo with a stray \r inside\r\nthree\n")  # one stray CR is kept as it was
+    assert len(read_lines(path)) == 3
+
+
+@pytest.mark.parametrize("blank", [b"\n", b" \t\n", b"\r\n", b"\r\r\r\n"])
+def test_a_blank_only_corpus_has_no_usable_lines(tmp_path, blank):
+    src = tmp_path / "src.txt"
+    src.write_bytes(blank * 50)
+    tgt = write_text_lines(tmp_path / "tgt.txt", [t for _, t in synthetic_pairs(50, seed=2)])
+    with pytest.raises(UserError, match=r"the corpus has no usable lines: each of its 50 pair\(s\) is blank") as info:
+        prepare(read_aligned(src, tgt), cfg(train_size=10))
+    assert "lower the sizes" not in str(info.value)
+
+
+def test_errors_name_the_users_file_not_the_copy(tmp_path):
+    from vae.config import DownloadConfig
+    from vae.corpus import fetch
+
+    pairs = synthetic_pairs(30, seed=4)
+    src = write_text_lines(tmp_path / "mine" / "corpus.fr", [s for s, _ in pairs])
+    tgt = tmp_path / "mine" / "corpus.en"
+    tgt.write_bytes("".join(t + "\n" for _, t in pairs).encode() + "r\u00e9sum\u00e9\n".encode("latin-1"))
+    fetch(DownloadConfig(source="local", local_src=str(src), local_tgt=str(tgt)), tmp_path / "raw", tmp_path / "c")
+    result = run_prepare_cli(tmp_path, tmp_path / "raw", tmp_path / "out", tmp_path / "m.json", train_size=10)
+    assert result.returncode == 1
+    assert f"error: {tgt} (copied to {tmp_path / 'raw' / 'tgt.txt'}), line 31: not valid UTF-8" in result.stderr
+    src.write_bytes(src.read_bytes()[:-1] + b"\nextra\n")
+    tgt.write_bytes(tgt.read_bytes().rsplit(b"\n", 2)[0] + b"\n")
+    fetch(DownloadConfig(source="local", local_src=str(src), local_tgt=str(tgt)), tmp_path / "raw", tmp_path / "c")
+    with pytest.raises(UserError, match=rf"{re.escape(str(src))} has 31 lines but {re.escape(str(tgt))} has 30"):
+        read_aligned(tmp_path / "raw" / "src.txt", tmp_path / "raw" / "tgt.txt", copied_from(tmp_path / "raw"))
 
 
 def test_crlf_and_missing_final_newline(tmp_path):

@@ -61,3 +61,10 @@ def test_collect_groups_experiments_that_differ_only_in_seed():
                                                              ({"train.learning_rate": 0.01}, [1])]
     assert groups[0]["bleu"]["gumbel"] == {"mean": 22.0, "std": 2.0, "n": 3}
     assert groups[1]["bleu"]["gumbel"]["std"] is None
+
+
+def test_active_units_of_one_sentence_are_not_measurable(recwarn):
+    # the variance of one value is NaN: it used to read as "0 active units", with PyTorch's warning
+    assert active_units(torch.randn(1, 6)) is None
+    assert active_units(torch.randn(2, 6)) is not None
+    assert not recwarn.list

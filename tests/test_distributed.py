@@ -69,5 +69,5 @@ def test_two_ranks_train_as_one_process_would_and_resume(tmp_path, single_proces
     log = torchrun("train", str(resumed), "2")
     assert "resuming from" in log.stdout + log.stderr
     assert_same_history(json.loads((resumed / "history-2.json").read_text()), two_ranks, rel=1e-6)
-    checkpoint = torch.load(resumed / "checkpoints" / "last.pt", weights_only=False)
+    checkpoint = torch.load(resumed / "checkpoints" / "last.pt", weights_only=True)
     assert len(checkpoint["rng"]) == 2  # each rank's random state, for an exact resume

@@ -1,7 +1,10 @@
 """Atomic outputs: nothing half-written, ordinary permissions, byte-identical re-runs."""
 
+import builtins
 import errno
+import io
 import os
+import tempfile
 
 import pytest
 import torch
@@ -94,3 +97,54 @@ def test_an_error_about_another_file_keeps_its_name(tmp_path):
         with atomic_path(tmp_path / "out"):
             open(tmp_path / "missing-input")
     assert info.value.filename == str(tmp_path / "missing-input")
+
+
+class FullDisk(io.RawIOBase):
+    """A file on a disk that fills up after `room` bytes: the next write raises ENOSPC, unnamed."""
+
+    def __init__(self, path, room: int):
+        self.f, self.room = builtins.open(path, "wb", buffering=0), room
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.f.write(data)
+
+    def close(self) -> None:
+        self.f.close()
+        super().close()
+
+
+def test_a_full_disk_during_torch_save_says_so_and_keeps_the_earlier_file(tmp_path, monkeypatch):
+    # torch's zip writer turns the ENOSPC into "RuntimeError: … unexpected pos …", which reached the
+    # user as an internal error with no word of the disk
+    import vae.io
+    from vae.cli import os_error_message
+
+    target = tmp_path / "last.pt"
+    save_torch(target, {"weights": torch.zeros(10)})
+    earlier = target.read_bytes()
+    monkeypatch.setattr(vae.io, "open", lambda path, mode: io.BufferedWriter(FullDisk(path, 3000)), raising=False)
+    with pytest.raises(OSError) as info:
+        save_torch(target, {"weights": torch.randn(10_000)})
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    assert os_error_message(info.value).startswith(f"{target}: No space left on device (ENOSPC); the disk is full")
+    assert target.read_bytes() == earlier and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+@pytest.mark.parametrize("writer, maker", [(atomic_path, "mkstemp"), (atomic_dir, "mkdtemp")])
+def test_a_read_only_folder_names_the_output_not_its_temporary(tmp_path, monkeypatch, writer, maker):
+    target = tmp_path / "results" / "prepare.json"
+
+    def denied(dir, prefix, suffix):
+        raise PermissionError(errno.EACCES, "Permission denied", os.path.join(dir, prefix + "k2j4" + suffix))
+
+    monkeypatch.setattr(tempfile, maker, denied)
+    with pytest.raises(PermissionError) as info:
+        with writer(target):
+            pass
+    assert info.value.filename == str(target)

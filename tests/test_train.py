@@ -50,7 +50,7 @@ def interrupt_after(epoch: int):
 
 
 def last_state(directory) -> dict:
-    return torch.load(directory / "last.pt", weights_only=False)
+    return torch.load(directory / "last.pt", weights_only=True)
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
@@ -94,7 +94,8 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, reference, variant
     resumed, uninterrupted = last_state(tmp_path), last_state(ref_dir)
     assert_same_weights(resumed["model"], uninterrupted["model"])
     assert without_timing(resumed["run"]["history"]) == without_timing(uninterrupted["run"]["history"])
-    assert_same_weights(torch.load(tmp_path / "best.pt")["model"], torch.load(ref_dir / "best.pt")["model"])
+    assert_same_weights(torch.load(tmp_path / "best.pt", weights_only=True)["model"],
+                        torch.load(ref_dir / "best.pt", weights_only=True)["model"])
 
 
 def test_reference_run_really_trains(reference):
@@ -190,8 +191,8 @@ def test_averaged_run_keeps_the_average_and_resumes_to_the_same_result(tmp_path)
     assert without_timing(resumed.history) == without_timing(run.history)
     whole, killed = last_state(tmp_path / "whole"), last_state(tmp_path / "killed")
     assert_same_weights(whole["average"], killed["average"])
-    best = torch.load(tmp_path / "whole" / "best.pt", weights_only=False)["model"]
-    assert_same_weights(torch.load(tmp_path / "killed" / "best.pt", weights_only=False)["model"], best)
+    best = torch.load(tmp_path / "whole" / "best.pt", weights_only=True)["model"]
+    assert_same_weights(torch.load(tmp_path / "killed" / "best.pt", weights_only=True)["model"], best)
     kept = run.kept()  # best.pt is the average of the kept epoch, with the model's own buffers (τ)
     averaged = {k.removeprefix("module."): v for k, v in averages[kept["epoch"]].items() if k != "n_averaged"}
     assert_same_weights(averaged, best)
@@ -239,12 +240,28 @@ def test_damaged_checkpoint_is_a_clear_error_and_stale_temporaries_go(tmp_path):
     (tmp_path / ".last.pt.abc123.tmp").write_bytes(b"half a checkpoint")  # a kill during a save
     data = (tmp_path / "last.pt").read_bytes()
     (tmp_path / "last.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(UserError, match=r"last\.pt cannot be read .* delete it to start this run afresh"):
+    with pytest.raises(UserError, match=r"last\.pt cannot be read: the file is damaged .* delete it to start this "
+                                        r"run afresh"):
         train(setup, TRAIN, DEV, tmp_path)
     assert not list(tmp_path.glob(".*.tmp"))
     (tmp_path / "last.pt").unlink()
     _, run = train(setup, TRAIN, DEV, tmp_path)
     assert run.epoch == 1
+
+
+def test_last_without_best_says_how_to_start_afresh(tmp_path):
+    # resuming a finished last.pt with no best.pt beside it used to end in "no such model; train it
+    # first", and training again did the same, for ever
+    setup = make_setup("deterministic", epochs=1)
+    train(setup, TRAIN, DEV, tmp_path)
+    (tmp_path / "best.pt").unlink()
+    for epochs in (1, 2):
+        with pytest.raises(UserError, match=r"best\.pt is missing beside .*last\.pt, so this run cannot know its best "
+                                            r"weights; delete .*last\.pt to start the run afresh"):
+            train(make_setup("deterministic", epochs=epochs), TRAIN, DEV, tmp_path)
+    (tmp_path / "last.pt").unlink()  # the advice works
+    _, run = train(setup, TRAIN, DEV, tmp_path)
+    assert run.epoch == 1 and (tmp_path / "best.pt").is_file()
 
 
 def test_changed_data_is_not_resumed(tmp_path):
@@ -296,6 +313,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_last_epoch(tmp_path, monk
     message = str(err.value)
     assert "loss became nan" in message and f"at step {steps_per_epoch} (epoch 2)" in message
     assert "last.pt" in message and "learning_rate" in message
+    assert "gumbel_tau_min" not in message  # a Gaussian run has no τ to raise
     blob = last_state(tmp_path)
     assert blob["run"]["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in blob["model"].values() if t.is_floating_point())
@@ -305,6 +323,12 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_last_epoch(tmp_path, monk
     _, run = train(setup, TRAIN, DEV, tmp_path)
     assert without_timing(run.history) == without_timing(ref_run.history)
     assert_same_weights(last_state(tmp_path)["model"], last_state(ref_dir)["model"])
+
+
+def test_a_diverging_gumbel_run_is_told_about_its_temperature(tmp_path, monkeypatch):
+    poison_after_epoch(monkeypatch, epoch=None)
+    with pytest.raises(UserError, match=r"loss became nan .*train\.clip_norm, or a higher gumbel_tau_min"):
+        train(make_setup("gumbel"), TRAIN, DEV, tmp_path)
 
 
 def test_nan_loss_on_the_first_step_writes_no_checkpoint(tmp_path, monkeypatch):

@@ -25,8 +25,8 @@ console = Console(stderr=True)
 
 TRACEBACK_VARIABLE = "VAE_TRACEBACK"
 _OS_ADVICE = {
-    errno.ENOSPC: "free some disk space and run again",
-    errno.EDQUOT: "free some space within your disk quota and run again",
+    errno.ENOSPC: "the disk is full: free some disk space and run again",
+    errno.EDQUOT: "your disk quota is full: free some space within it and run again",
     errno.EACCES: "check the permissions of the file and of its folder",
     errno.EPERM: "check the permissions of the file and of its folder",
     errno.EROFS: "the file system is read-only; write the outputs elsewhere",

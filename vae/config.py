@@ -43,6 +43,13 @@ class DownloadConfig:
     local_src: str = ""
     local_tgt: str = ""
 
+    def problems(self) -> list[tuple[str, str]]:
+        # checked here, not against the archive: a mistyped pin would otherwise read as a damaged download
+        if self.europarl_sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", self.europarl_sha256):
+            return [("europarl_sha256", f"must be a sha256 digest (64 hexadecimal characters) or empty, "
+                                        f"got {self.europarl_sha256!r}")]
+        return []
+
 
 @dataclass(frozen=True)
 class PrepareConfig:
@@ -209,7 +216,7 @@ class ClaimConfig:
     bleu_share: float = field(default=0.95, metadata=_range(0.0))  # the price curve: "translates" at ≥ this × ordinary attention's BLEU
 
 
-NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # what DVC can take in a stage name (`train@<name>`) and a file name
+NAME = re.compile(r"[A-Za-z0-9_-]+")  # what DVC can take in a stage name (`train@<name>`) and a file name
 
 
 @dataclass(frozen=True)
@@ -226,10 +233,12 @@ class Params:
     claim: ClaimConfig = ClaimConfig()
 
     def problems(self) -> list[tuple[str, str]]:
+        # DVC makes stage names of these (train@<variant>) and reads '.' as nesting: a name it cannot
+        # take fails there with a message about missing parameters, so it is refused here.
         for name in self.variants:
-            if not NAME.match(str(name)):
-                return [(f"variants.{name}", "a variant name may hold only letters, digits, '-' and '_' "
-                                             "(DVC names a stage and its files after it)")]
+            if not isinstance(name, str) or not NAME.fullmatch(name):
+                return [(f"variants.{name}", "a name may hold only letters, digits, '-' and '_' "
+                                             "(DVC makes a stage name of it); write 0.1 as 0p1")]
         return []
 
 
@@ -251,14 +260,30 @@ def load_point(path: str | Path, name: str) -> StudyPoint:
     if name not in points:
         known = ", ".join(points) or "none"
         raise ConfigError(f"no point '{name}' in {path} (points: {known})")
-    if not NAME.match(name):
-        raise ConfigError(f"'points.{name}': a point name may hold only letters, digits, '-' and '_'")
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise ConfigError(f"'points.{name}': a name may hold only letters, digits, '-' and '_' "
+                          "(DVC makes a stage name of it); write 0.1 as 0p1")
     return parse(StudyPoint, points[name], f"points.{name}")
 
 
 class ParamsLoader(yaml.SafeLoader):
-    """YAML with 1.2's floats, as DVC reads params.yaml: `1e-3` is a number (PyYAML's 1.1 rules need
-    `1.0e-3` and would hand the training a string)."""
+    """YAML as DVC reads params.yaml: 1.2's floats, so `1e-3` is a number (PyYAML's 1.1 rules need
+    `1.0e-3` and would hand the training a string), and a key repeated in one mapping is an error
+    (PyYAML would keep the last one: a second `train:` section would silently replace the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key '{key}' appears twice in one mapping, on lines {seen[key]} and {line}; "
+                    "keep one", key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 ParamsLoader.add_implicit_resolver(
@@ -270,15 +295,14 @@ ParamsLoader.add_implicit_resolver(
 def read_yaml(path: Path) -> dict:
     """A YAML mapping file as DVC reads it; a missing file or bad YAML is a ConfigError naming where."""
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=ParamsLoader)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such parameters file") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
-    return raw or {}
+    raw = _yaml(text, str(path))
+    if raw is None:  # an emptied file is a mistake, not a wish for every default (`{}` says that)
+        raise ConfigError(f"{path}: the parameters file is empty; restore it (e.g. git checkout -- {path.name}), "
+                          "or write {} for all defaults")
+    return raw
 
 
 def load_params(path: str | Path = "params.yaml", overrides: list[str] | dict[str, Any] = ()) -> Params:
@@ -292,7 +316,7 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] | dict[st
             key, sep, value = override.partition("=")
             if not sep or not key:
                 raise ConfigError(f"override {override!r} must look like section.key=value")
-            parsed[key] = yaml.load(value, Loader=ParamsLoader)
+            parsed[key] = _yaml(value, f"override {override!r}")
         overrides = parsed
     for key, value in overrides.items():
         *parents, leaf = str(key).split(".")
@@ -303,6 +327,17 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] | dict[st
                 raise ConfigError(f"override {key!r}: '{part}' is not a section")
         node[leaf] = value
     return parse(Params, raw, "")
+
+
+def _yaml(text: str, where: str) -> Any:
+    """`text` read by ParamsLoader; a syntax error or a repeated key names `where` and the line."""
+    try:
+        return yaml.load(text, Loader=ParamsLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{where}, line {mark.line + 1}, column {mark.column + 1}" if mark else where
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
 
 
 def parse(cls, raw: Any, where: str):

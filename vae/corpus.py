@@ -28,6 +28,7 @@ from vae.config import DownloadConfig
 from vae.io import atomic_dir, write_json
 
 CHUNK = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
 # What reading a truncated or damaged .gz / .tgz raises (gzip.BadGzipFile is an OSError).
 CORRUPT = (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError)
 FALLBACK = ("set 'download.source: bundled' in params.yaml to use the EuroParl sample shipped in data/, or "
@@ -42,11 +43,14 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def head_of(path: Path, size: int = 2) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
 def open_maybe_gzip(path: Path) -> IO[bytes]:
     """Open plain or gzip-compressed bytes, telling them apart by the gzip magic number."""
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+    return gzip.open(path, "rb") if head_of(path) == GZIP_MAGIC else open(path, "rb")
 
 
 class CheckedReader:
@@ -129,9 +133,17 @@ def _local(cfg: DownloadConfig):
         value = getattr(cfg, key)
         if not value:
             raise UserError(f"'download.{key}' must name a file when download.source is 'local'")
-        if not Path(value).is_file():
+        path = Path(value)
+        if path.is_dir():
+            raise UserError(f"'download.{key}': {value} is a directory; name a file")
+        if not path.is_file():
             raise UserError(f"'download.{key}': no such file: {value}")
-        paths.append(Path(value))
+        # read as plain text, bytes that are not gzip would be reported as bad UTF-8 further on
+        if path.suffix == ".gz" and head_of(path) != GZIP_MAGIC:
+            raise UserError(f"'download.{key}': {value} is not a gzip file (its name ends in .gz, but it starts "
+                            f"with the bytes {head_of(path, 8).hex(' ') or 'of an empty file'}); "
+                            "replace it with the gzipped corpus, or name a plain text file")
+        paths.append(path)
     manifest = {"files": {str(p): sha256_of(p) for p in paths}}
 
     def opener(key: str, path: Path):
@@ -207,7 +219,7 @@ def describe(path: Path) -> str:
     text = head.lower().lstrip()
     if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text:
         kind = "an HTML page"
-    elif head[:2] == b"\x1f\x8b":
+    elif head[:2] == GZIP_MAGIC:
         kind = "gzip data that is truncated, damaged or not a tar archive"
     else:
         kind = "data that is not gzip-compressed"
@@ -215,16 +227,22 @@ def describe(path: Path) -> str:
     return f"{kind} ({size:,} bytes, starting {start!r})"
 
 
+def cached_archive(cache_dir: Path, url: str, pair: str) -> Path:
+    """Where the archive from `url` is kept: named after the URL, so that another URL (one that has
+    moved, or is wrong) is fetched and checked rather than answered by what an old one returned."""
+    return cache_dir / f"europarl-v7.{pair}.{hashlib.sha256(url.encode()).hexdigest()[:12]}.tgz"
+
+
 def _europarl(cfg: DownloadConfig, cache_dir: Path):
     """The official archive: streamed to cache_dir, checked, then its two members read."""
     pair = europarl_pair(cfg.src_lang, cfg.tgt_lang)
     url = europarl_url(cfg.europarl_url, pair)
-    archive = cache_dir / f"europarl-v7.{pair}.tgz"
+    archive = cached_archive(cache_dir, url, pair)
     members = member_names(pair, cfg.src_lang, cfg.tgt_lang)
     if not archive.is_file():
         download(url, archive, validate=lambda part: check_archive(part, url, members))
-    digest = sha256_of(archive)
-    if cfg.europarl_sha256 and digest != cfg.europarl_sha256:
+    digest = sha256_of(archive)  # the pin is checked on every run, a cached archive included
+    if cfg.europarl_sha256 and digest != cfg.europarl_sha256.lower():
         archive.unlink()
         raise UserError(
             f"europarl: checksum mismatch for {url}: expected {cfg.europarl_sha256}, got {digest}. "

@@ -6,6 +6,7 @@ exactly where pairs were lost: empty → length (words) → length (characters) 
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import unicodedata
@@ -26,30 +27,59 @@ SPLITS = ("train", "dev", "test")
 CHARS_PER_WORD = 20
 
 
-def read_lines(path: Path) -> list[str]:
-    """Read UTF-8 lines strictly; a bad byte is reported with its line number."""
+def read_lines(path: Path, origin: str = "") -> list[str]:
+    """Read UTF-8 lines strictly; a bad byte is reported with its line number. Messages name `origin`
+    (the user's file that `path` is a copy of), where given, before `path`."""
+    name = f"{origin} (copied to {path})" if origin else str(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    lines = []
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    # UTF-16 text of ASCII letters is valid UTF-8, NULs and all: only its look tells it apart
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or head.count(0) > len(head) // 10:
+        mark = "a UTF-16 byte-order mark" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "many NUL bytes"
+        raise UserError(f"{name}: looks like UTF-16 (it has {mark}), not UTF-8; convert it, e.g. "
+                        "iconv -f UTF-16 -t UTF-8 FILE > FILE.utf8")
+    lines, lone_cr = [], 0
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
                 lines.append(raw.decode("utf-8").rstrip("\r\n"))
             except UnicodeDecodeError as err:
-                raise UserError(f"{path}, line {number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+                raise UserError(f"{name}, line {number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+            lone_cr += lines[-1].count("\r")
     if not lines:
-        raise UserError(f"{path}: the file is empty")
+        raise UserError(f"{name}: the file is empty")
+    if lone_cr >= len(lines):  # read by LF, a file whose lines end in CR alone is a few huge lines
+        raise UserError(f"{name}: its lines end in CR alone (old Mac line endings), so it reads as {len(lines)} "
+                        "line(s); convert them to LF, e.g. tr '\\r' '\\n' < FILE > FILE.lf")
     return lines
 
 
-def read_aligned(src_path: Path, tgt_path: Path) -> list[tuple[str, str]]:
-    src, tgt = read_lines(src_path), read_lines(tgt_path)
+def read_aligned(src_path: Path, tgt_path: Path, origins: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """The pairs of two aligned files; `origins` ({'src': ..., 'tgt': ...}) names what they were copied from."""
+    origins = origins or {}
+    src, tgt = read_lines(src_path, origins.get("src", "")), read_lines(tgt_path, origins.get("tgt", ""))
     if len(src) != len(tgt):
+        src_name, tgt_name = (origins.get(side) or str(path) for side, path in (("src", src_path), ("tgt", tgt_path)))
         raise UserError(
-            f"the two sides are not aligned: {src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}; "
+            f"the two sides are not aligned: {src_name} has {len(src)} lines but {tgt_name} has {len(tgt)}; "
             "line N of one file must translate line N of the other"
         )
     return list(zip(src, tgt))
+
+
+def copied_from(raw: Path) -> dict[str, str]:
+    """The files that raw/src.txt and raw/tgt.txt were copied from, as the download stage's manifest
+    records them, so that a message names the file the user can mend; {} where it does not say."""
+    try:
+        manifest = json.loads((raw / "manifest.json").read_text(encoding="utf-8"))
+        files = list(manifest["files"])
+        if manifest["source"] == "europarl":  # one archive, one member per language
+            return {side: f"{files[0]} ({manifest[f'{side}_lang']} member)" for side in ("src", "tgt")}
+        return dict(zip(("src", "tgt"), files * 2 if len(files) == 1 else files))
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return {}
 
 
 def normalise(text: str, form: str) -> str:
@@ -69,6 +99,9 @@ def prepare(pairs: list[tuple[str, str]], cfg: PrepareConfig) -> Prepared:
     pairs = [(normalise(s, cfg.unicode_form), normalise(t, cfg.unicode_form)) for s, t in pairs]
     pairs = [(s, t) for s, t in pairs if s and t]
     counts["after_empty"] = len(pairs)
+    if not pairs:
+        raise UserError(f"prepare: the corpus has no usable lines: each of its {counts['input']} pair(s) is blank "
+                        "(or whitespace only) on one side or both")
     lengths = [(len(s.split()), len(t.split())) for s, t in pairs]
     keep = [ls <= cfg.max_words and lt <= cfg.max_words for ls, lt in lengths]
     pairs, lengths = [p for p, k in zip(pairs, keep) if k], [n for n, k in zip(lengths, keep) if k]

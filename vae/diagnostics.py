@@ -91,8 +91,11 @@ def attention_entropy(weights: torch.Tensor, tgt_mask: torch.Tensor) -> torch.Te
     return entropy[tgt_mask]
 
 
-def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
-    """Number of dimensions whose posterior mean varies across sentences: Var_x(E_q[z_d|x]) ≥ threshold."""
+def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int | None:
+    """Number of dimensions whose posterior mean varies across sentences: Var_x(E_q[z_d|x]) ≥ threshold.
+    None (not measurable) below two sentences, where the variance is NaN, not 0."""
+    if mu.size(0) < 2:
+        return None
     return int((mu.var(dim=0) >= threshold).sum())
 
 

@@ -24,14 +24,21 @@ def _umask() -> int:
     return umask
 
 
+def _prefix(path: Path) -> str:
+    """How the temporary files and folders of `path` begin: `.<name>.` beside it."""
+    return f".{path.name}."
+
+
 @contextlib.contextmanager
-def _naming(path: Path, tmp: Path) -> Iterator[None]:
-    """Re-raise a write error about the temporary `tmp` (or about no file) as one about `path`."""
+def _naming(path: Path) -> Iterator[None]:
+    """Re-raise a write error about a temporary of `path` (or about no file) as one about `path`: the
+    user knows the output, not the temporary name (a read-only folder fails on creating it)."""
     try:
         yield
     except OSError as err:
         unnamed = err.filename is None and err.errno in _WRITE_ERRORS
-        if unnamed or (err.filename is not None and str(err.filename).startswith(str(tmp))):
+        ours = err.filename is not None and str(err.filename).startswith(str(path.parent / _prefix(path)))
+        if unnamed or ours:
             raise OSError(err.errno, err.strerror, str(path)) from err
         raise
 
@@ -41,11 +48,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with _naming(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp)
     try:
-        with _naming(path, tmp):
+        with _naming(path):
             yield tmp
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make outputs private
             os.replace(tmp, path)
@@ -66,15 +74,17 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     for stale in path.parent.glob(f".{path.name}.*.tmpdir"):  # left by a killed run
         if re.fullmatch(rf"\.{re.escape(path.name)}\.[a-z0-9_]+\.tmpdir", stale.name):
             shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmpdir"))
+    with _naming(path):
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_prefix(path), suffix=".tmpdir"))
     try:
-        with _naming(path, tmp):
+        with _naming(path):
             yield tmp
             os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would make outputs private
         if not (path.exists() or path.is_symlink()):
             os.rename(tmp, path)
             return
-        old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".olddir"))
+        with _naming(path):
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=_prefix(path), suffix=".olddir"))
         old.rmdir()
         os.rename(path, old)
         try:
@@ -112,4 +122,32 @@ def save_torch(path: str | os.PathLike, obj) -> None:
     # Through a file object, not the temporary path: torch.save names the archive's inner folder
     # after the file it writes to, and a random temporary name would make identical data differ.
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(obj, f)
+        out = _KeepsWriteError(f)
+        try:
+            torch.save(obj, out)
+        except RuntimeError:
+            if out.error is not None:  # the full disk, not torch's "unexpected pos" that followed it
+                raise out.error from None
+            raise
+
+
+class _KeepsWriteError:
+    """A binary file that remembers the OSError its write raised. torch's zip writer meets that error
+    (ENOSPC on a full disk) and then raises its own RuntimeError ("unexpected pos …") in its place."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.f.flush()
+        except OSError as err:
+            self.error = err
+            raise

@@ -112,7 +112,7 @@ def claim_table(metrics: dict, rule: ClaimConfig) -> list[str]:
         rows.append("| " + " | ".join([f"`{name}`", _fmt(score["bleu"]), f"± {_fmt(ci)}" if ci is not None else "–",
                                        _fmt(score["chrf"]), f"{d['kl_z_per_token']:.3f}", f"{d['kl_a_per_token']:.3f}",
                                        delta("nll_z_zero"), delta("nll_a_prior"),
-                                       f"{d['active_units']}/{d['z_dim']}" if "active_units" in d else "–"]) + " |")
+                                       f"{d['active_units']}/{d['z_dim']}" if d.get("active_units") is not None else "–"]) + " |")
     return rows + ["", *[f"- {line}" for line in claim_verdicts(metrics, rule)]]
 
 
@@ -129,7 +129,7 @@ def latent_table(variants: dict) -> list[str]:
             return f"{d[key] - base:+.3f}" if key in d else "–"
 
         div = d.get("diversity", {})
-        units = f"{d['active_units']}/{d['z_dim']}" if "active_units" in d else "–"
+        units = f"{d['active_units']}/{d['z_dim']}" if d.get("active_units") is not None else "–"  # None: < 2 sentences
         cells = [f"`{name}`", f"{base:.3f}", f"{d['kl_z_per_token']:.3f}", f"{d['kl_a_per_token']:.3f}", units,
                  _fmt(d.get("mutual_information")), delta("nll_z_zero"), delta("nll_z_prior"), delta("nll_a_prior"),
                  delta("nll_a_sampled"),

@@ -19,11 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from vae import UserError, distributed
 from vae.batching import Pairs, buckets, collate
-from vae.checkpoint import load_model, resolve_device
+from vae.checkpoint import data_fingerprint, load_model, read_checkpoint, resolve_device, save_checkpoint
 from vae.cli import console
 from vae.config import ModelConfig, TrainConfig, VariantConfig
 from vae.distributed import Ranks
-from vae.io import save_torch
 from vae.live import log as log_values, open_log
 from vae.model import Seq2SeqVAE, build_model
 from vae.measure import TERMS, autocast, term_sums
@@ -31,17 +30,6 @@ from vae.objective import Prices, objective, prices, settled_prices
 from vae.tokenizer import Tokenizers
 
 __all__ = ["Setup", "Run", "TrainingDiverged", "train", "evaluate", "load_model", "resolve_device", "setup_for"]
-
-
-def data_fingerprint(paths: list[Path]) -> str:
-    """sha256 over the bytes of `paths` (in order): what a checkpoint was trained on."""
-    digest = hashlib.sha256()
-    for path in paths:
-        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
-            if file.is_file():
-                digest.update(file.name.encode())
-                digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -55,6 +43,7 @@ class Setup:
     tgt_vocab: int
     train_pairs: int
     data: str = ""  # data_fingerprint of the encoded training split and the tokenizers
+    tokenizer: str = ""  # data_fingerprint of the tokenizers alone: what a later stage must pair the model with
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -73,7 +62,8 @@ def setup_for(model: ModelConfig, variant: VariantConfig, cfg: TrainConfig, data
     """The Setup of a run on the encoded data and tokenizers under `data` (as the tokenize stage writes them)."""
     tokenizers = Tokenizers.load(data / "tokenizer")
     return Setup(model, variant, cfg, tokenizers.src.get_piece_size(), tokenizers.tgt.get_piece_size(),
-                 len(train_pairs), data_fingerprint([data / "encoded" / "train.pt", data / "tokenizer"]))
+                 len(train_pairs), data_fingerprint([data / "encoded" / "train.pt", data / "tokenizer"]),
+                 data_fingerprint([data / "tokenizer"]))
 
 
 SPIKE_FACTOR, SPIKE_WARMUP = 1.5, 100  # a spike: a step's loss per token above 1.5× its running mean, after step 100
@@ -182,12 +172,9 @@ class Trainer:
                 stale.unlink(missing_ok=True)
         if not self.last.is_file():
             return Run(max_minutes=self.cfg.max_minutes)
-        try:
-            blob = torch.load(self.last, map_location=self.device, weights_only=False)
-        except Exception as err:  # truncated or not a checkpoint: never train over it silently
-            raise UserError(f"{self.last} cannot be read ({type(err).__name__}: {str(err)[:120]}); delete it "
-                            "to start this run afresh") from None
-        if blob["fingerprint"] != self.setup.fingerprint():
+        # damaged, crafted or from an older version: never train over it silently
+        blob = read_checkpoint(self.last, self.device, "delete it to start this run afresh")
+        if blob.get("fingerprint") != self.setup.fingerprint():
             self.log(f"{self.last} is from other settings or data; starting afresh")
             return Run(max_minutes=self.cfg.max_minutes)
         run = Run(**blob["run"])
@@ -200,6 +187,9 @@ class Trainer:
             self.log(f"{self.last} has trained {run.train_seconds / 60:.1f} min, more than train.max_minutes "
                      f"{self.cfg.max_minutes:g}; starting afresh")
             return Run(max_minutes=self.cfg.max_minutes)
+        if not self.best.is_file():  # resuming would finish without one, and every rerun the same
+            raise UserError(f"{self.best} is missing beside {self.last}, so this run cannot know its best weights; "
+                            f"delete {self.last} to start the run afresh")
         self.model.load_state_dict(blob["model"])
         self.optimiser.load_state_dict(blob["optimiser"])
         if self.average is not None:
@@ -244,7 +234,8 @@ class Trainer:
             raise TrainingDiverged(
                 run.step, f"{self.label}: the loss became {loss} at step {run.step} (epoch {run.epoch + 1}): rec "
                 f"{rec:.3g}, KL_z {kl_z:.3g}, KL_a {kl_a:.3g}, λ_KL {step_prices.kl_z:.3g}. Training stopped; "
-                f"{self._kept()}. Try a lower train.learning_rate or train.clip_norm, or a higher gumbel_tau_min.")
+                f"{self._kept()}. Try a lower train.learning_rate or train.clip_norm"
+                + (", or a higher gumbel_tau_min." if self.variant.attention == "gumbel" else "."))
         self.optimiser.zero_grad(set_to_none=True)
         result.loss.backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm))
@@ -325,12 +316,12 @@ class Trainer:
         rng = distributed.gather(_rng_state(self.device), self.ranks)  # a collective: every rank takes part
         if self.ranks.is_main:
             if improved:
-                save_torch(self.best, {"setup": self.setup.as_dict(), "model": self.evaluated.state_dict(),
-                                       "epoch": row["epoch"]})
-            save_torch(self.last, {"fingerprint": self.setup.fingerprint(), "setup": self.setup.as_dict(),
-                                   "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
-                                   "run": dataclasses.asdict(run), "rng": rng,
-                                   **({} if self.average is None else {"average": self.average.state_dict()})})
+                save_checkpoint(self.best, {"setup": self.setup.as_dict(), "model": self.evaluated.state_dict(),
+                                            "epoch": row["epoch"]})
+            save_checkpoint(self.last, {"fingerprint": self.setup.fingerprint(), "setup": self.setup.as_dict(),
+                                        "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
+                                        "run": dataclasses.asdict(run), "rng": rng,
+                                        **({} if self.average is None else {"average": self.average.state_dict()})})
         distributed.barrier(self.ranks)  # the checkpoint is on disk before any rank goes on
 
     def _eta(self, batches: int) -> str:

@@ -49,7 +49,6 @@ for key, value in {**common, **(authors if pricing == "authors" else {}), **json
     put(key, value)
 p["variants"] = {k: v for k, v in p["variants"].items() if k in variants.split(",")}
 p["evaluate"]["baselines"] = [b for b in p["evaluate"]["baselines"] if b in p["variants"]]
-p.pop("study", None), p.pop("price_map", None)  # they name variants a run may not train
 yaml.safe_dump(p, open(path, "w"), sort_keys=False, allow_unicode=True)
 PY
 }

@@ -45,13 +45,6 @@ for v in $VARIANTS; do $PY -m stages.diagnose --variant $v >> "$OUT/logs/diagnos
 $PY -m stages.figures > "$OUT/logs/figures.log" 2>&1 || true
 $PY -m stages.evaluate > "$OUT/logs/evaluate.log" 2>&1 || true
 echo "diagnose (5 at once) + figures + evaluate: $(( $(date +%s) - t4 ))s" | tee -a "$OUT/logs/times.txt"
-t5=$(date +%s)
-RUNS=$($PY -c "import yaml; print(' '.join(yaml.safe_load(open('params.yaml'))['study']['runs']))")
-n=0; for r in $RUNS; do
-  $PY -m stages.study --run $r >> "$OUT/logs/study_$r.log" 2>&1 &
-  n=$((n + 1)); if (( n % 5 == 0 )); then wait; fi
-done; wait
-echo "study (5 at once): $(( $(date +%s) - t5 ))s" | tee -a "$OUT/logs/times.txt"
 $PY -m stages.report > "$OUT/logs/report.log" 2>&1 || true
 echo "total: $(( $(date +%s) - t0 ))s" | tee -a "$OUT/logs/times.txt"
 cp params.yaml "$OUT/logs/params.yaml"

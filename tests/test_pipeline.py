@@ -211,7 +211,7 @@ def test_full_pipeline_trains_decodes_and_reruns_only_what_changed(project):
     assert "## Seeds" in readme and "over 2 seed(s)" in readme and "## The price curve" in readme
     assert (root / "results/studies/price_curve.png").stat().st_size > 1000
     from_point = subprocess.run([sys.executable, "-m", "stages.translate", "--point", "seed2-gumbel", "--models",
-                                 "models/studies"], cwd=root, env=e, input="Bonjour.\n", capture_output=True,
+                                 "studies/models"], cwd=root, env=e, input="Bonjour.\n", capture_output=True,
                                 text=True, timeout=120)
     assert from_point.returncode == 0 and from_point.stdout.strip(), from_point.stderr
     reported = sh(root, "dvc", "repro", "-f", "-s", "report", env_=e)  # the report reads the studies' files when present

@@ -21,7 +21,7 @@ from vae.metrics import corpus_scores
 from vae.search import SearchSettings, translate_ids
 from vae.tokenizer import Tokenizers
 
-from time_to_bleu import machine, merge  # noqa: E402 (benchmarks/ is on the path when run as a script)
+from time_to_bleu import machine, merge, provenance  # noqa: E402 (benchmarks/ is on the path when run as a script)
 
 
 def main() -> None:
@@ -58,7 +58,8 @@ def main() -> None:
             f"beam{args.beam}_sentences_per_s": best["sentences_per_s"], "model": best["model"],
             "sentences": best["sentences"], "test_bleu": best["bleu"], "bleu_signature": best["bleu_signature"],
             "machine": machine(torch.device("cpu"), best["precision"], best["threads"]),
-            "max_tokens": best["max_tokens"], "all": measured})
+            "max_tokens": best["max_tokens"], "all": measured,
+            **provenance({"test_bleu": args.beam}, SearchSettings(), {"decode": best["precision"]})})
 
 
 if __name__ == "__main__":

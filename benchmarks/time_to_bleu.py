@@ -8,6 +8,14 @@ test BLEU with beam 5 on the whole test split and the decoding speed (in the poi
 `decode` is the pipeline's own model's, from --trained). Points are merged into
 results/time_to_bleu.json (keyed by variant, config and minutes) and drawn in time_to_bleu.png.
 
+Every point records what it was measured with (`provenance`): the beam of each BLEU, the decode length
+cap (max_length_ratio, max_length_slack), the training and decoding precision, the CPU model, torch's
+version and the commit (`-dirty` where vae/, stages/ or benchmarks/ had uncommitted changes).
+
+A peer system (a later, reproducible JoeyNMT run) is drawn from any results/*joeynmt*/*.json that holds
+{"label": ..., "points": [{"train_minutes": m, "bleu": b, "split": "dev"|"test", "beam": k}, ...]};
+nothing is drawn when there is none.
+
     PYTHONPATH=. python benchmarks/time_to_bleu.py --variant plain --config lr3e-3 -S train.learning_rate=0.003 \\
         --minutes 16 --every 4 --test
 
@@ -24,15 +32,15 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
+import subprocess
 import time
 from pathlib import Path
 
 import torch
 
 from vae.batching import Pairs
-from vae.checkpoint import load_model, resolve_device
-from vae.config import load_params
+from vae.checkpoint import device_name, load_model, resolve_device
+from vae.config import DecodeConfig, load_params
 from vae.data import read_lines
 from vae.io import atomic_path, write_json
 from vae.metrics import corpus_scores
@@ -41,25 +49,38 @@ from vae.tokenizer import Tokenizers
 from vae.train import setup_for, train
 
 BUDGET_MINUTES = 16.0  # the issue's training budget (#14), drawn on the plot and the default of --minutes
-JOEYNMT = {"label": "JoeyNMT 2.3.0 RNN (same corpus, 2 CPU cores)", "train_minutes": 47, "dev_bleu_greedy": 18.4,
-           "dev_bleu_beam5": 20.9}
-
-
-def cpu_name() -> str:
-    """The CPU's model name: the project's sessions draw different CPUs (AMD EPYC, Intel Xeon) whose speeds differ."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+PROVENANCE = ("beam", "max_len", "precision", "cpu_model", "torch", "commit")  # every point has these keys
+REPO = Path(__file__).resolve().parents[1]
 
 
 def machine(device: torch.device, precision: str, threads: int | None = None) -> str:
+    """'CPU <model>, <threads> threads, <precision>' or 'GPU <name>, <precision>' (vae.checkpoint.device_name)."""
     if device.type == "cuda":
-        return f"GPU {torch.cuda.get_device_name(device)}, {precision}"
-    return f"CPU {cpu_name()}, {threads or torch.get_num_threads()} threads, {precision}"
+        return f"GPU {device_name(device)}, {precision}"
+    model = device_name(device).rsplit(", ", 1)[0]
+    return f"CPU {model}, {threads or torch.get_num_threads()} threads, {precision}"
+
+
+def commit() -> str:
+    """`git rev-parse --short HEAD`, with `-dirty` where the code that ran differs from it."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+    head = git("rev-parse", "--short", "HEAD")
+    if head.returncode:
+        return "unknown (not a git checkout)"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "vae", "stages", "benchmarks").stdout.strip()
+    return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def provenance(beams: dict[str, int], search: DecodeConfig | SearchSettings, precision: dict[str, str]) -> dict:
+    """What a point was measured with: `beams` maps each BLEU of the point to its beam size
+    ({"dev_bleu": 1, "test_bleu": 5}), `search` holds the length cap, `precision` is per phase
+    ({"train": "bf16", "decode": "bf16"})."""
+    return {"beam": beams,
+            "max_len": {"max_length_ratio": search.max_length_ratio, "max_length_slack": search.max_length_slack},
+            "precision": precision,
+            "cpu_model": device_name(torch.device("cpu")).rsplit(", ", 1)[0],
+            "torch": torch.__version__, "commit": commit()}
 
 
 def run_arguments(p: argparse.ArgumentParser, name: str) -> None:
@@ -123,7 +144,9 @@ def main() -> None:
                  "dev_nll_per_token": last["dev_nll_per_token"], "dev_ppl": last["dev_ppl"],
                  "dev_bleu": scores["bleu"], "dev_sentences": len(dev_sample), "test_bleu": None,
                  "tokens_per_s": sum(r["tokens_per_s"] * r["epoch_seconds"] for r in run.history) / run.train_seconds,
-                 "machine": machine(device, cfg.precision)}
+                 "machine": machine(device, cfg.precision),
+                 **provenance({"dev_bleu": 1}, params.decode,
+                              {"train": cfg.precision, "decode": params.decode.precision})}
         print(json.dumps(point), flush=True)
         points.append(point)
         if run.epoch >= cfg.epochs and not args.epochs:
@@ -133,7 +156,8 @@ def main() -> None:
         scores, speed = bleu(model, test, read_lines(data / "prepared" / "test.tgt"), tokenizers,
                              SearchSettings.from_config(params.decode, beam_size=5), params.decode.max_tokens, device)
         points[-1] |= {"test_bleu": scores["bleu"], "test_bleu_signature": scores["bleu_signature"],
-                       "test_sentences": len(test), "beam5_sentences_per_s": round(speed, 1)}
+                       "test_sentences": len(test), "beam5_sentences_per_s": round(speed, 1),
+                       "beam": {"dev_bleu": 1, "test_bleu": 5}}
         print(json.dumps(points[-1]), flush=True)
     merge(Path(args.out), points, None)
 
@@ -168,13 +192,18 @@ def record_trained(args) -> None:
                  "dev_ppl": trained["dev_ppl"], "dev_bleu": dev_scores["bleu"], "dev_sentences": len(dev),
                  "test_bleu": scores["bleu"], "test_bleu_signature": scores["bleu_signature"],
                  "test_sentences": len(test), "tokens_per_s": trained["mean_tokens_per_s"],
-                 "machine": machine(torch.device(trained["device"]), trained["precision"])}
+                 "machine": machine(torch.device(trained["device"]), trained["precision"]),
+                 "trained_on": trained.get("device_name"),  # provenance's CPU, torch and commit are the scoring's
+                 **provenance({"dev_bleu": 1, "test_bleu": 5}, params.decode,
+                              {"train": trained["precision"], "decode": precision})}
         print(json.dumps(point), flush=True)
         points.append(point)
         if variant == "plain":
             decode = {"beam5_sentences_per_s": round(speed, 1), "model": f"models/{variant}.pt ({args.config})",
                       "sentences": len(test), "test_bleu": scores["bleu"], "bleu_signature": scores["bleu_signature"],
-                      "machine": machine(device, precision), "max_tokens": params.decode.max_tokens}
+                      "machine": machine(device, precision), "max_tokens": params.decode.max_tokens,
+                      **provenance({"test_bleu": 5}, params.decode,
+                                   {"train": trained["precision"], "decode": precision})}
     merge(Path(args.out), points, decode)
 
 
@@ -183,7 +212,7 @@ def merge(path: Path, points: list[dict], decode: dict | None) -> None:
     old = json.loads(path.read_text()) if path.is_file() else {"points": [], "decode": None}
     keys = {(q["variant"], q["config"]) for q in points}
     kept = [q for q in old["points"] if (q["variant"], q["config"]) not in keys]
-    write_json(path, {"peer": JOEYNMT, "points": kept + points, "decode": decode or old.get("decode")})
+    write_json(path, {"points": kept + points, "decode": decode or old.get("decode")})
     plot(path)
 
 
@@ -198,9 +227,14 @@ def best_configurations(points: list[dict]) -> dict[str, tuple[str, str]]:
     return {variant: key for variant, (_, key) in best.items()}
 
 
+def peers(results: Path) -> list[dict]:
+    """The peer systems' points from every `*joeynmt*/*.json` under `results` (none: an empty list)."""
+    return [json.loads(f.read_text()) for f in sorted(results.glob("*joeynmt*/*.json"))]
+
+
 def plot(path: Path) -> None:
     """BLEU against training minutes: per variant, its best configuration by test BLEU in colour, the
-    other configurations faint behind it, the 16-minute budget and the JoeyNMT peer marked."""
+    other configurations faint behind it, the 16-minute budget, and any peer's points (`peers`)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -218,17 +252,22 @@ def plot(path: Path) -> None:
         chosen = key == best[key[0]]
         style = dict(color=colours[key[0]], alpha=1.0 if chosen else 0.2, linewidth=2 if chosen else 1)
         ax.plot([q["train_minutes"] for q in qs], [q["dev_bleu"] for q in qs], marker="o", markersize=4,
-                label=f"{key[0]}: {key[1]} ({qs[-1]['machine'].split(',')[0]})" if chosen else None, **style)
+                label=f"{key[0]}: {key[1]} ({qs[-1]['cpu_model']})" if chosen else None, **style)
         tests = [q for q in qs if q.get("test_bleu") is not None]
         ax.scatter([q["train_minutes"] for q in tests], [q["test_bleu"] for q in tests], marker="*",
                    s=140 if chosen else 60, color=colours[key[0]], alpha=style["alpha"], zorder=3)
-    ax.plot([], [], color="grey", alpha=0.3, label="other configurations (faint)")
+    if len(lines) > len(best):
+        ax.plot([], [], color="grey", alpha=0.3, label="other configurations (faint)")
     ax.axvline(BUDGET_MINUTES, color="grey", linestyle=":", linewidth=1, label=f"{BUDGET_MINUTES:g}-minute budget")
-    peer = results["peer"]
-    ax.scatter([peer["train_minutes"]], [peer["dev_bleu_beam5"]], marker="X", s=120, color="black",
-               label=f"{peer['label']}: dev, beam 5")
-    ax.scatter([peer["train_minutes"]], [peer["dev_bleu_greedy"]], marker="x", s=80, color="black",
-               label="… greedy")
+    for peer, marker in zip(peers(path.parent), "XPDv^<>"):
+        for q in peer["points"]:
+            ax.scatter([q["train_minutes"]], [q["bleu"]], marker=marker, s=120 if q["split"] == "test" else 60,
+                       color="black", label=f"{peer['label']}: {q['split']}, beam {q['beam']}")
+    if not results["points"]:
+        ax.set_ylim(0, 30)
+        ax.text(0.5, 0.5, f"no point recorded yet ({path.name})", transform=ax.transAxes, ha="center", color="grey")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("training minutes")
     ax.set_ylabel("BLEU (dots: dev greedy; stars: test beam 5)")
     ax.grid(alpha=0.3)

@@ -45,7 +45,10 @@ def results_table(metrics: dict, params: Params) -> str:
     if baselines:
         notes.append(f"Paired bootstrap: `{metrics['bootstrap'][baselines[0]]['signature']}`; "
                      f"95% CI from the resamples against `{baselines[0]}`.")
-    notes += ["", *claim_table(metrics, params.claim), "", *latent_table(variants)]
+    if all("latent" in score for score in variants.values()):
+        notes += ["", *claim_table(metrics, params.claim), "", *latent_table(variants)]
+    else:  # a kept run from before the diagnose stage (results/runs/)
+        notes += ["", "No latent diagnostics (this run predates the diagnose stage): no claim is judged."]
     notes += ["", "KL values are on the dev split with z and a at their means; PPL is exp(rec NLL per token) "
               "with z and a at their means, so for the VAEs it is not a bound on the true perplexity.", ""]
     return "\n".join(notes)
@@ -56,7 +59,7 @@ def headline(metrics: dict) -> dict[str, dict]:
     test BLEU and chrF, dev KL_z and KL_a per token, and the test NLL lost with z = 0 or a at its prior."""
     rows = {}
     for name, score in metrics["variants"].items():
-        latent = score["latent"]
+        latent = score.get("latent", {})  # none in a run from before the diagnose stage
         rows[name] = {"bleu": score["bleu"], "chrf": score["chrf"],
                       "kl_z": round(score["train"]["dev_kl_z_per_token"], 4),
                       "kl_a": round(score["train"]["dev_kl_a_per_token"], 4),

@@ -12,6 +12,10 @@ same batches; the first `--warmup` are not timed. This machine's speed drifts by
 within minutes, so the two loops alternate `--rounds` times and the ratio is each round's, the
 median given with the range.
 
+Each variant's result goes to `--out` (results/train_throughput.json), keyed by variant: the median
+ratio, both loops' tokens/s over all rounds, the CPU, the precision and the number of rounds. A run
+replaces the file, so it holds the variants of the last run only.
+
     PYTHONPATH=. python benchmarks/train_throughput.py [--pairs 3000] [--steps 10] [--rounds 5] [--variants plain ...]
 """
 
@@ -29,8 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from time_to_bleu import cpu_name
 from vae.batching import Pairs, collate
 from vae.config import VariantConfig, load_params
+from vae.io import write_json
 from vae.symbols import PAD
 from vae.train import Trainer, setup_for
 
@@ -112,6 +118,7 @@ def main() -> None:
     p.add_argument("--precision", choices=["fp32", "bf16"], help="default: train.precision")
     p.add_argument("--variants", nargs="*", help="default: every variant in params")
     p.add_argument("--params", default="params.yaml", help="model sizes, batch size and precision from here")
+    p.add_argument("--out", default="results/train_throughput.json")
     args = p.parse_args()
     params = load_params(args.params)
     cfg = dataclasses.replace(params.train, device="cpu", max_pairs=args.pairs, max_minutes=0,
@@ -120,6 +127,7 @@ def main() -> None:
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cfg.precision}, "
           f"{args.rounds} rounds of {args.steps} steps of ≤{cfg.max_tokens} target tokens per loop")
+    results = {}
     for name in args.variants or list(params.variants):
         variant = params.variants[name]
         with tempfile.TemporaryDirectory() as checkpoints:
@@ -159,6 +167,10 @@ def main() -> None:
         ratios.sort()
         print(f"{name:14s} reference {ref_tokens / ref_time:6.0f} tok/s   ours {our_tokens / our_time:6.0f} tok/s   "
               f"ratio {statistics.median(ratios):.2f} (rounds {ratios[0]:.2f}–{ratios[-1]:.2f})", flush=True)
+        results[name] = {"ratio_to_bare": round(statistics.median(ratios), 3),
+                         "tokens_per_s": round(our_tokens / our_time), "bare_tokens_per_s": round(ref_tokens / ref_time),
+                         "cpu_model": cpu_name(), "precision": cfg.precision, "rounds": args.rounds}
+        write_json(args.out, results)
 
 
 if __name__ == "__main__":

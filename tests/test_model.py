@@ -296,6 +296,55 @@ def test_label_smoothing_prices_rec_against_the_smoothed_target():
     assert not torch.allclose(smoothed.rec, plain.rec)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_prices_label_smoothing_with_the_fused_loss_as_pytorch_would(precision):
+    """The training path's rec and its gradients are those of F.cross_entropy(label_smoothing=ε) on the
+    same logits; the evaluation path (ε = 0) keeps PyTorch's own NLL."""
+    model = tiny_model(VARIANTS["deterministic"]).eval()
+    batch = collate(*random_pairs(5, seed=4))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+    def rec_and_grads(smoothed_rec):
+        model.zero_grad()
+        with autocast:
+            rec = smoothed_rec()
+        rec.sum().backward()
+        return rec.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    def ours():
+        rec = model(batch, sample=False, label_smoothing=0.1).rec
+        assert "LabelSmoothedCrossEntropyBackward" in graph_node_names(rec)
+        return rec
+
+    def pytorch_s():
+        memory, hidden, _ = model.encode(batch.src, batch.src_lengths, sample=False)
+        logits, _, _ = model.decoder(batch.tgt_in, hidden, memory, sample=False, select=batch.tgt_mask)
+        rec = torch.zeros(batch.tgt_mask.shape)
+        rec[batch.tgt_mask] = F.cross_entropy(logits.float(), batch.tgt_out[batch.tgt_mask], reduction="none",
+                                              label_smoothing=0.1)
+        return rec.sum(1)
+
+    (rec, grads), (expected_rec, expected_grads) = rec_and_grads(ours), rec_and_grads(pytorch_s)
+    torch.testing.assert_close(rec, expected_rec, rtol=1e-5, atol=1e-5)
+    tolerance = dict(rtol=1e-4, atol=1e-6) if precision == "fp32" else dict(rtol=2e-2, atol=1e-4)
+    for grad, expected in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(grad, expected, **tolerance)
+    assert "LabelSmoothedCrossEntropyBackward" not in graph_node_names(model(batch, sample=False).rec)
+
+
+def graph_node_names(tensor: torch.Tensor) -> set[str]:
+    """The names of the autograd nodes `tensor` was computed through."""
+    names, stack, seen = set(), [tensor.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
 def test_tied_output_layer_is_the_target_embedding():
     model = tiny_model(VARIANTS["gumbel"], model=dataclasses.replace(TINY, tie_output=True,
                                                                     embedding_dim=TINY.hidden_size))

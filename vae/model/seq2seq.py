@@ -17,6 +17,7 @@ from vae.model.attention import build_attention
 from vae.model.decoder import Decoder, Memory
 from vae.model.encoder import Encoder
 from vae.model.latent import SentenceLatent
+from vae.model.loss import label_smoothed_cross_entropy
 from vae.batching import Batch
 from vae.symbols import PAD
 
@@ -85,9 +86,13 @@ class Seq2SeqVAE(nn.Module):
             inputs = inputs.masked_fill(drop, 1)  # <unk>
         mask = batch.tgt_mask
         logits, _, attended = self.decoder(inputs, hidden, memory, sample, a_source, select=mask)
-        token_nll = F.cross_entropy(logits.float(), batch.tgt_out[mask], reduction="none", label_smoothing=label_smoothing)
-        rec = torch.zeros(mask.shape, dtype=token_nll.dtype, device=mask.device)
-        rec[mask] = token_nll
+        target = batch.tgt_out[mask]
+        if label_smoothing > 0:  # fused: no whole-batch fp32 copies of the (tokens, V) logits
+            token_rec = label_smoothed_cross_entropy(logits, target, label_smoothing)
+        else:  # the true NLL, as evaluation reports it
+            token_rec = F.cross_entropy(logits.float(), target, reduction="none")
+        rec = torch.zeros(mask.shape, dtype=token_rec.dtype, device=mask.device)
+        rec[mask] = token_rec
         zeros = rec.new_zeros(mask.size(0))
         kl_z = posterior.kl.float() if posterior is not None else zeros
         kl_a = (attended.kl * mask).sum(1)

@@ -135,7 +135,7 @@ def test_dvc_repro_runs_data_stages_and_tracks_params(project):
 TINY_MODEL = {
     "model": {"embedding_dim": 16, "hidden_size": 16, "z_dim": 4, "dropout": 0.0},
     # Pinned rather than inherited, so that the regression values do not move with params.yaml's scale.
-    "train": {"epochs": 2, "max_tokens": 600, "device": "cpu", "precision": "fp32", "learning_rate": 0.001,
+    "train": {"epochs": 2, "max_tokens": 600, "device": "cpu", "precision": "fp32", "learning_rate": 0.001, "log_every": 5,
               "label_smoothing": 0.0, "weight_average": 0.0,
               "kl": {"schedule": "linear", "max_weight": 0.05, "warmup_steps": 5000, "cycle_steps": 10000, "ratio": 0.5}},
     "decode": {"max_sentences": 20, "beam_size": 2, "device": "cpu", "precision": "fp32"},
@@ -198,8 +198,8 @@ def test_full_pipeline_trains_decodes_and_reruns_only_what_changed(project):
     (root / "studies/params.yaml").write_text(yaml.safe_dump({"points": TINY_POINTS}), encoding="utf-8")
     studied = sh(root, "dvc", "repro", "studies/dvc.yaml", env_=e)
     assert stages_run(studied.stdout + studied.stderr) == {
-        f"{stage}@{point}" for stage in ("train", "decode", "decode_dev", "diagnose") for point in TINY_POINTS} | {
-        "studies"}, studied.stdout + studied.stderr
+        f"studies/dvc.yaml:{stage}@{point}" for stage in ("train", "decode", "decode_dev", "diagnose")
+        for point in TINY_POINTS} | {"studies/dvc.yaml:studies"}, studied.stdout + studied.stderr
     seeds = json.loads((root / "results/seeds.json").read_text())
     assert seeds["gumbel"]["seeds"] == [1, 2] and len(seeds["gumbel"]["dnll_a_prior"]) == 2
     assert seeds["gumbel"]["test_bleu"][0] == metrics["variants"]["gumbel"]["bleu"]  # seed 1 is the root run's

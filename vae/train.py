@@ -268,8 +268,10 @@ class Trainer:
             return
         tokens = max(w["tokens"], 1)
         values = {f"train/{k}_per_token": w[k] / tokens for k in ("loss", "rec", "kl_z", "kl_a")}
-        values |= {"train/kl_z_weight": w["prices"].kl_z, "train/kl_a_weight": w["prices"].kl_a,
-                   **{f"train/{k}": v for k, v in self.model.decoder.attention.schedule_values().items()},
+        attention = self.model.decoder.attention
+        values |= {"train/kl_z_weight": w["prices"].kl_z,
+                   **({"train/kl_a_weight": w["prices"].kl_a} if attention.latent else {}),  # γ_a(t) prices an a only
+                   **{f"train/{k}": v for k, v in attention.schedule_values().items()},
                    "train/learning_rate": self.optimiser.param_groups[0]["lr"],
                    "train/grad_norm": w["grad_norm"] / w["steps"],
                    "train/tokens_per_s": w["tokens"] / max(w["seconds"], 1e-9)}

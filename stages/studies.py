@@ -12,7 +12,8 @@ from vae import cli
 from vae.config import StudyPoint, load_params, load_point, read_yaml
 from vae.data import read_lines
 from vae.io import write_json, write_text
-from vae.studies import (Outputs, curve_markdown, curve_table, plot_curve, record, seeds_markdown, seeds_table)
+from vae.studies import (Outputs, curve_markdown, curve_table, plot_curve, record, seeds_markdown, seeds_table,
+                         tau_markdown)
 
 
 def main(args, params):
@@ -55,7 +56,8 @@ def main(args, params):
              "target token) on the diagnose stage's test pairs.", "",
              "## Seeds", "", *seeds_markdown(seeds, params.claim), "",
              "## The price curve", "", *curve_markdown(curve, params.claim), "",
-             f"![the price curve]({Path(args.figure).name})", ""]
+             f"![the price curve]({Path(args.figure).name})", "",
+             "## The Gumbel temperature τ", "", *tau_markdown([r for r in rows if r["study"] == "tau"]), ""]
     budgets = sorted({(r["train_pairs"], r["epochs"], r["device"], r.get("device_name"), r["precision"], r["beam"])
                       for r in rows + seed_rows})
     lines += ["## Budgets", ""] + [f"- {pairs:,} training pairs, {epochs} epochs, {device} ({name or 'unrecorded'}), "

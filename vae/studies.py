@@ -56,6 +56,8 @@ def record(name: str, point: StudyPoint, params: Params, out: Outputs, reference
             "seed": train.seed, "gamma_a": variant.gamma_a, "attention_kl_price": variant.attention_kl_price,
             "kl_a_weight": train.pricing.kl_a_weight, "kl_a_steps": train.pricing.kl_a_steps,
             "pricing": "authors" if train.pricing.unit == "token" else "ours",
+            **({"tau0": variant.gumbel_tau0, "tau_min": variant.gumbel_tau_min, "tau_anneal_rate": variant.gumbel_anneal_rate}
+               if variant.attention == "gumbel" else {}),
             "test_bleu": test["bleu"], "test_bleu_ci95": test["bleu_ci95"], "bleu_signature": test["bleu_signature"],
             "test_sentences": len(hypotheses), "dev_bleu": dev_bleu,
             "kl_z_per_token": latent["kl_z_per_token"], "kl_a_per_token": latent["kl_a_per_token"],
@@ -128,6 +130,32 @@ def seeds_markdown(seeds: dict, rule: ClaimConfig) -> list[str]:
     for key, v in seed_verdicts(seeds, rule).items():
         per_seed = ", ".join(f"seed {s}: {'holds' if h else 'fails'}" for s, h in v["seeds"].items())
         lines.append(f"- {statement(key)}: **{v['verdict']}** over {len(v['seeds'])} seed(s) ({per_seed}).")
+    return lines
+
+
+# The temperature study ------------------------------------------------------------------------------
+
+def tau_label(row: dict) -> str:
+    if row["tau_anneal_rate"]:
+        return f"annealed {row['tau0']:g} → {row['tau_min']:g} (rate {row['tau_anneal_rate']:g})"
+    return f"{row['tau0']:g}"
+
+
+def tau_markdown(rows: list[dict]) -> list[str]:
+    """The Gumbel a at each temperature τ: quality, and what a and z carry."""
+    if not rows:
+        return ["No τ point has been run yet."]
+    header = ["τ", "test BLEU", "dev BLEU", "KL_a/token", "ΔNLL a→prior", "KL_z/token", "ΔNLL z=0", "train min"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in sorted(rows, key=lambda r: (r["tau_anneal_rate"] > 0, r["tau0"])):
+        lines.append("| " + " | ".join([tau_label(r), f"{r['test_bleu']:.2f} ± {r['test_bleu_ci95'] or 0:.2f}",
+                                        "–" if r["dev_bleu"] is None else f"{r['dev_bleu']:.2f}",
+                                        f"{r['kl_a_per_token']:.3f}", fmt_delta(r["dnll_a_prior"]),
+                                        f"{r['kl_z_per_token']:.3f}", fmt_delta(r["dnll_z0"]),
+                                        f"{r['train_minutes']:.1f}"]) + " |")
+    budgets = sorted({(r["train_pairs"], r["epochs"], r["test_sentences"]) for r in rows})
+    lines += ["", "Budget: " + "; ".join(f"{p:,} training pairs, {e} epochs, BLEU on the first {t:,} test pairs"
+                                         for p, e, t in budgets) + ", otherwise the root run's settings."]
     return lines
 
 

@@ -1,0 +1,53 @@
+"""vae.studies: the seeds' and the price curve's tables follow vae.claim's rules."""
+
+from vae.config import ClaimConfig
+from vae.studies import curve_answer, curve_verdicts, seed_verdicts, seeds_table, tau_markdown
+
+RULE = ClaimConfig()
+
+
+def row(variant, seed=1, bleu=20.0, z0=None, a=None, kl_a=0.0, **extra):
+    return {"variant": variant, "seed": seed, "test_bleu": bleu, "test_bleu_ci95": 0.3, "kl_z_per_token": 0.2,
+            "kl_a_per_token": kl_a, "dnll_z0": z0, "dnll_a_prior": a, **extra}
+
+
+def test_seeds_hold_only_where_every_seed_agrees():
+    rows = []
+    for seed, gumbel_z0 in ((1, 0.005), (2, 0.03), (3, 0.004)):
+        rows += [row("deterministic", seed, 23.4, z0=0.003), row("none", seed, 5.0, z0=0.5),
+                 row("gumbel", seed, 20.1, z0=gumbel_z0, a=0.98, kl_a=2.8)]
+    seeds = seeds_table(rows)
+    assert seeds["gumbel"]["seeds"] == [1, 2, 3] and seeds["gumbel"]["dnll_z0"] == [0.005, 0.03, 0.004]
+    verdicts = seed_verdicts(seeds, RULE)
+    assert verdicts["(i)"]["verdict"] == "holds"
+    assert verdicts["(ii) gumbel"]["verdict"] == "mixed"  # only seed 2 uses z
+    assert verdicts["(iii) gumbel"]["verdict"] == "fails"
+
+
+def curve_point(gamma, bleu, a, kl_a, z0, dev=None, **extra):
+    base = {"variant": "gaussian", "gamma_a": gamma, "attention_kl_price": 0.05, "kl_a_weight": "constant",
+            "kl_a_steps": "all", "pricing": "ours", "dev_bleu": dev}
+    return row("gaussian", bleu=bleu, z0=z0, a=a, kl_a=kl_a) | base | extra
+
+
+def test_the_price_curve_answers_where_the_gaussian_a_translates():
+    det = row("deterministic", bleu=23.45, z0=0.003)
+    curve = {"references": {"deterministic": det},
+             "points": [curve_point(0.05, 3.7, 0.0, 0.015, 0.38, dev=4.0),
+                        curve_point(5e-5, 22.5, 0.8, 1182.0, 0.03, dev=21.0),
+                        curve_point(0.0, 22.4, 0.9, 5000.0, 0.002, dev=21.5)]}
+    assert curve_verdicts(curve["points"][1], det, RULE) == {"translates": True, "a_alive": True, "z_used": True,
+                                                             "keeps_z": True}
+    answer = curve_answer(curve, RULE)[0]
+    assert "translates at γ_a = 0" in answer and "z is not used" in answer  # chosen on dev BLEU: 21.5 > 21.0
+    curve["points"] = curve["points"][:1]
+    assert curve_answer(curve, RULE)[0].startswith("**At no price tried does the Gaussian a translate**")
+
+
+def test_the_tau_table_lists_fixed_then_annealed_temperatures():
+    rows = [row("gumbel", bleu=10.0, z0=0.01, a=0.5, kl_a=2.0, tau0=t0, tau_min=tm, tau_anneal_rate=r, dev_bleu=None,
+                train_minutes=6.0, train_pairs=20000, epochs=3, test_sentences=1000)
+            for t0, tm, r in ((2.0, 0.1, 0.003), (0.5, 0.5, 0.0), (0.1, 0.1, 0.0))]
+    lines = tau_markdown(rows)
+    assert [line.split(" | ")[0] for line in lines[2:5]] == ["| 0.1", "| 0.5", "| annealed 2 → 0.1 (rate 0.003)"]
+    assert "20,000 training pairs, 3 epochs" in lines[-1]

@@ -1,0 +1,102 @@
+"""The root run's numbers quoted in README.md and results/README.md are those of results/metrics.json
+(and the run's own train/ and decode/ records): a re-run that moves them fails here until the prose follows.
+
+Only marked blocks are read: the lines after `<!-- checked against metrics.json by tests/test_docs_numbers.py -->`
+up to a blank line (or the next list item). In a table every column named in COLUMNS is compared; in prose
+every "`<variant>` <number with two decimals>" must be that variant's test BLEU.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+MARKER = "<!-- checked against metrics.json by tests/test_docs_numbers.py -->"
+DOCS = [ROOT / "README.md", RESULTS / "README.md"]
+METRICS = json.loads((RESULTS / "metrics.json").read_text(encoding="utf-8"))
+
+
+def _delta(latent: dict, key: str) -> str:
+    return f"{latent[key] - latent['nll_per_token']:+.3f}" if key in latent else "–"
+
+
+def _kl(latent: dict, key: str, has: bool) -> str:
+    return f"{latent[key]:.3f}" if has else "–"
+
+
+def expected_cells(name: str) -> dict[str, str]:
+    """Each table column's text for variant `name`, as the docs print it."""
+    score = METRICS["variants"][name]
+    latent, train = score["latent"], score["train"]
+    decoded = json.loads((RESULTS / "decode" / f"{name}.json").read_text(encoding="utf-8"))
+    ci = METRICS["bootstrap"]["deterministic"][name]["bleu_ci95"]
+    has_z = "nll_z_zero" in latent
+    return {"BLEU (beam 5)": f"{score['bleu']:.2f}", "95% CI": f"± {ci:.2f}", "chrF": f"{score['chrf']:.2f}",
+            "dev PPL": f"{train['dev_ppl']:.2f}", "KL_z/token": _kl(latent, "kl_z_per_token", has_z),
+            "KL_a/token": _kl(latent, "kl_a_per_token", "nll_a_prior" in latent),
+            "ΔNLL z=0": _delta(latent, "nll_z_zero"), "ΔNLL a→prior": _delta(latent, "nll_a_prior"),
+            "train min": f"{train['train_minutes']:.1f}", "decode sent/s": f"{decoded['sentences_per_s']:.0f}"}
+
+
+COLUMNS = list(expected_cells("plain"))
+
+
+def marked_blocks(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, lines) of every block that follows the marker."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    blocks = []
+    for i, line in enumerate(lines):
+        if line.strip() != MARKER:
+            continue
+        block = []
+        for following in lines[i + 1:]:
+            if not following.strip() or (block and following.startswith("- ")):
+                break
+            block.append(following)
+        blocks.append((i + 2, block))
+    return blocks
+
+
+def cells(row: str) -> list[str]:
+    return [c.strip().strip("*") for c in row.strip().strip("|").split("|")]
+
+
+def mismatches(block: list[str]) -> list[str]:
+    wrong = []
+    if block[0].startswith("|"):
+        header = cells(block[0])
+        for row in block[2:]:
+            values = dict(zip(header, cells(row)))
+            name = values["variant"].strip("`")
+            for column, want in expected_cells(name).items():
+                if column in values and values[column] != want:
+                    wrong.append(f"`{name}` {column}: {values[column]} (metrics: {want})")
+        return wrong
+    for name, number in re.findall(r"`(\w+)` (\d+\.\d\d)\b", " ".join(block)):
+        if name in METRICS["variants"] and f"{METRICS['variants'][name]['bleu']:.2f}" != number:
+            wrong.append(f"`{name}` {number} (metrics.json BLEU: {METRICS['variants'][name]['bleu']:.2f})")
+    return wrong
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_root_runs_numbers_in_the_docs_are_metrics_json(doc):
+    blocks = marked_blocks(doc)
+    assert blocks, f"{doc.name}: no block marked {MARKER}"
+    wrong = [f"{doc.name}:{line}: {m}" for line, block in blocks for m in mismatches(block)]
+    assert not wrong, "quoted numbers differ from the root run's files; update the prose:\n" + "\n".join(wrong)
+
+
+def test_the_checked_table_has_every_variant_and_column():
+    table = next(block for _, block in marked_blocks(RESULTS / "README.md") if block[0].startswith("|"))
+    assert {cells(row)[0].strip("`") for row in table[2:]} == set(METRICS["variants"])
+    assert set(COLUMNS) <= set(cells(table[0]))
+
+
+def test_a_changed_number_is_caught():
+    row = "| `plain` | **23.11** | ± 0.35 | 46.78 | 12.62 | – | – | – | – | 13.1 | 103 |"
+    header = "| variant | " + " | ".join(COLUMNS) + " |"
+    assert mismatches([header, "|---|", row.replace("23.11", "23.12")]) == ["`plain` BLEU (beam 5): 23.12 (metrics: 23.11)"]
+    assert mismatches(["the root run: `gumbel` 20.13, `none` 5.05"]) == ["`gumbel` 20.13 (metrics.json BLEU: 20.12)"]

@@ -51,3 +51,23 @@ def test_the_tau_table_lists_fixed_then_annealed_temperatures():
     lines = tau_markdown(rows)
     assert [line.split(" | ")[0] for line in lines[2:5]] == ["| 0.1", "| 0.5", "| annealed 2 → 0.1 (rate 0.003)"]
     assert "20,000 training pairs, 3 epochs" in lines[-1]
+
+
+def test_the_price_map_judges_each_point_against_the_reference_at_its_lambda(tmp_path):
+    from vae.price_map import map_markdown, plot_map, share_through_z
+
+    def point(variant, attention, z, gamma, bleu, dz, da, kl_a):
+        return row(variant, bleu=bleu, z0=dz, a=da, kl_a=kl_a) | {
+            "attention": attention, "kl_z_weight": z, "gamma_a": gamma, "dev_bleu": None, "train_pairs": 20000,
+            "epochs": 3, "test_sentences": 1000}
+
+    rows = [point("deterministic", "deterministic", 0.05, 1.0, 10.0, 0.004, None, 0.0),
+            point("gaussian", "gaussian", 0.05, 0.005, 10.2, 0.02, 0.3, 1.5),   # z used, a alive, translates
+            point("gaussian", "gaussian", 0.05, 1.0, 4.0, 0.4, 0.0, 0.01),      # a collapsed
+            point("gumbel", "gumbel", 1.0, 0.05, 9.0, 0.03, 0.5, 2.0)]          # no reference at λ 1
+    table = "\n".join(map_markdown(rows, RULE))
+    assert "| `gaussian` | 0.05 | 0.005 |" in table
+    assert [line.rsplit("|", 2)[-2].strip() for line in table.splitlines()[2:6]] == ["–", "yes", "no", "–"]
+    assert share_through_z(rows[1], RULE) == 0.02 / 0.32 and share_through_z(rows[0], RULE) is None
+    plot_map(rows, RULE, tmp_path / "map.png")
+    assert (tmp_path / "map.png").stat().st_size > 1000

@@ -54,6 +54,7 @@ def record(name: str, point: StudyPoint, params: Params, out: Outputs, reference
     variant, train = params.variants[point.variant], params.train
     return {"name": name, "study": point.study, "variant": point.variant, "attention": variant.attention,
             "seed": train.seed, "gamma_a": variant.gamma_a, "attention_kl_price": variant.attention_kl_price,
+            "kl_z_weight": train.kl.max_weight, "kl_schedule": train.kl.schedule,
             "kl_a_weight": train.pricing.kl_a_weight, "kl_a_steps": train.pricing.kl_a_steps,
             "pricing": "authors" if train.pricing.unit == "token" else "ours",
             **({"tau0": variant.gumbel_tau0, "tau_min": variant.gumbel_tau_min, "tau_anneal_rate": variant.gumbel_anneal_rate}

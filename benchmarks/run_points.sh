@@ -5,12 +5,15 @@
 #   nohup benchmarks/run_points.sh curve-gaussian-b-g5e-5 seed2-plain ... > logs/points.log 2>&1 &
 #
 # Each point is `dvc repro` of its decode, decode_dev and diagnose stages (which train it first);
-# its log is logs/points/<point>.log. A point that fails is reported and skipped.
+# its log is logs/points/<point>.log. A point that fails is reported and skipped. While the file
+# logs/points.pause exists no new point starts (say, to run the tests on a quiet machine: two jobs
+# on two cores slow each other's training several times over).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 mkdir -p logs/points
 for point in "$@"; do
+  while [ -e logs/points.pause ]; do sleep 10; done
   start=$(date +%s)
   echo "$(date -u +%FT%TZ) $point: started"
   if dvc repro "studies/dvc.yaml:decode@$point" "studies/dvc.yaml:decode_dev@$point" \

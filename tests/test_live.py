@@ -27,3 +27,12 @@ def test_a_resumed_run_forgets_the_steps_after_its_checkpoint(tmp_path):
     resumed = open_log(tmp_path, 50)
     log(resumed, 75, {"train/loss": 0.7})
     assert rows(tmp_path) == ["step\tloss", "25\t0.25", "50\t0.5", "75\t0.7"]
+
+
+def test_the_summary_keeps_a_few_values_and_the_histories_keep_all(tmp_path):
+    live = open_log(tmp_path, 0)
+    log(live, 25, {"train/loss": 5.0, "train/grad_norm": 3.0, "train/tokens_per_s": 9000.0})
+    log(live, 50, {"dev/nll": 4.0, "dev/ppl": 54.6, "epoch": 1})
+    summary = json.loads((tmp_path / "metrics.json").read_text())
+    assert summary == {"train": {"loss": 5.0}, "dev": {"nll": 4.0}, "epoch": 1, "step": 50}
+    assert rows(tmp_path, "train/grad_norm") == ["step\tgrad_norm", "25\t3.0"]

@@ -42,7 +42,7 @@ def require(ok: bool, why: str) -> None:
 
 
 def histories(dvc_yaml: dict) -> dict[Path, set[str]]:
-    """Each DVCLive directory the plots read, and the metric names (`train/loss_per_token`) read from it."""
+    """Each DVCLive directory the plots read, and the metric names (`train/loss`) read from it."""
     found: dict[Path, set[str]] = {}
     for plot in dvc_yaml["plots"]:
         (spec,) = plot.values()

@@ -45,9 +45,27 @@ def open_log(directory: Path, resume_step: int) -> Live:
     return live
 
 
+# What the summary (metrics.json, a DVC metric) keeps of the logged values: enough to follow a run in
+# `dvc exp show` and `dvc metrics show` while it trains, few enough that a terminal shows them.
+SUMMARY = {"epoch", "train/loss", "dev/nll", "dev/kl_z", "dev/kl_a"}
+
+
+def _forget(summary: dict, name: str) -> None:
+    *parents, leaf = name.split("/")
+    node = summary
+    for part in parents:
+        node = node.get(part, {})
+    node.pop(leaf, None)
+    if parents and not summary.get(parents[0]):
+        summary.pop(parents[0], None)
+
+
 def log(live: Live, step: int, values: dict[str, float]) -> None:
-    """Record `values` at optimiser step `step` and rewrite the summary that `dvc exp show` reads."""
+    """Record `values` at optimiser step `step` (each in its history) and rewrite the summary that
+    `dvc exp show` reads, which keeps only the names in SUMMARY."""
     live.step = step
     for name, value in values.items():
         live.log_metric(name, float(value))
+        if name not in SUMMARY:
+            _forget(live.summary, name)
     live.make_summary()

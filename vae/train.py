@@ -261,13 +261,14 @@ class Trainer:
                 f"λ {step_prices.kl_z:.3f}")
 
     def _log_window(self) -> None:
-        """The training terms per target token, the prices, the learning rate, the gradient norm and the
-        speed, averaged over the steps since the last log line, into the DVCLive log."""
+        """The training terms per target token (train/loss, rec, kl_z, kl_a), the prices, the learning
+        rate, the gradient norm and the speed, averaged over the steps since the last log line, into the
+        DVCLive log."""
         w, self.window = self.window, _empty_window()
         if self.live is None or not w["steps"]:
             return
         tokens = max(w["tokens"], 1)
-        values = {f"train/{k}_per_token": w[k] / tokens for k in ("loss", "rec", "kl_z", "kl_a")}
+        values = {f"train/{k}": w[k] / tokens for k in ("loss", "rec", "kl_z", "kl_a")}  # per target token
         attention = self.model.decoder.attention
         values |= {"train/kl_z_weight": w["prices"].kl_z,
                    **({"train/kl_a_weight": w["prices"].kl_a} if attention.latent else {}),  # γ_a(t) prices an a only
@@ -308,9 +309,9 @@ class Trainer:
                "tokens_per_s": totals["tokens"] / max(seconds, 1e-9), "epoch_seconds": seconds}
         run.history.append(row)
         if self.live is not None:
-            log_values(self.live, run.step, {f"dev/{k.removeprefix('dev_')}": dev[k] for k in
-                                             ("dev_loss", "dev_nll_per_token", "dev_ppl", "dev_kl_z_per_token",
-                                              "dev_kl_a_per_token")} | {"epoch": row["epoch"]})
+            log_values(self.live, run.step, {"dev/loss": dev["dev_loss"], "dev/ppl": dev["dev_ppl"],  # loss per sentence
+                                             **{f"dev/{k}": dev[f"dev_{k}_per_token"] for k in ("nll", "kl_z", "kl_a")},
+                                             "epoch": row["epoch"]})
         self.log(f"{self.label}: " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in row.items()) + self._eta(batches))
         improved = dev["dev_loss"] < run.best_dev_loss

@@ -12,9 +12,10 @@ Every point records what it was measured with (`provenance`): the beam of each B
 cap (max_length_ratio, max_length_slack), the training and decoding precision, the CPU model, torch's
 version and the commit (`-dirty` where vae/, stages/ or benchmarks/ had uncommitted changes).
 
-A peer system (a later, reproducible JoeyNMT run) is drawn from any results/*joeynmt*/*.json that holds
-{"label": ..., "points": [{"train_minutes": m, "bleu": b, "split": "dev"|"test", "beam": k}, ...]};
-nothing is drawn when there is none.
+A peer system is drawn from any results/*joeynmt*/*.json that holds {"label": ..., "points":
+[{"train_minutes": m, "bleu": b, "split": "dev"|"test", "beam": k}, ...]}: benchmarks/joeynmt/run.sh writes
+one (JoeyNMT's RNN at our size, with its config, log, CPU model, torch and commit beside the points; how to
+measure both side by side: benchmarks/joeynmt/README.md); nothing is drawn when there is none.
 
     PYTHONPATH=. python benchmarks/time_to_bleu.py --variant plain --config lr3e-3 -S train.learning_rate=0.003 \\
         --minutes 16 --every 4 --test

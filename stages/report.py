@@ -5,7 +5,7 @@ and the collected DVC experiments, on one page."""
 import json
 from pathlib import Path
 
-from vae import cli
+from vae import UserError, cli
 from vae.io import write_text
 from vae.report import report_markdown
 from vae.studies import curve_markdown, seeds_markdown
@@ -26,6 +26,8 @@ def studies(seeds: dict | None, curve: dict | None, rule) -> list[str]:
 
 
 def main(args, params):
+    if not Path(args.metrics).is_file():
+        raise UserError(f"{args.metrics}: no such file; run the evaluate stage first (dvc repro evaluate)")
     figures = Path(args.figures)
     traversal = figures / "z_traversal.md"
     text = report_markdown(json.loads(Path(args.metrics).read_text()),

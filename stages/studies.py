@@ -64,10 +64,10 @@ def main(args, params):
              "## The Gumbel temperature τ", "", *tau_markdown([r for r in rows if r["study"] == "tau"]), "",
              "## The price map", "", *map_markdown(map_rows, params.claim), "",
              f"![the price map]({Path(args.map_figure).name})", ""]
-    budgets = sorted({(r["train_pairs"], r["epochs"], r["device"], r.get("device_name"), r["precision"], r["beam"])
-                      for r in rows + seed_rows})
-    lines += ["## Budgets", ""] + [f"- {pairs:,} training pairs, {epochs} epochs, {device} ({name or 'unrecorded'}), "
-                                   f"{precision}, beam {beam}" for pairs, epochs, device, name, precision, beam in budgets]
+    budgets = sorted({(r["train_pairs"], r["epochs"], r["device"], r.get("device_name") or "processor unrecorded",
+                       r["precision"], r["beam"] or 0) for r in rows + seed_rows})
+    lines += ["## Budgets", ""] + [f"- {pairs:,} training pairs, {epochs} epochs, {device} ({name}), {precision}, "
+                                   f"beam {beam or 'unrecorded'}" for pairs, epochs, device, name, precision, beam in budgets]
     if absent:
         lines += ["", f"Not yet run ({len(absent)}): " + ", ".join(f"`{n}`" for n in absent)]
     signature = next((r["bleu_signature"] for r in rows + seed_rows), None)

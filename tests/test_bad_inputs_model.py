@@ -92,7 +92,6 @@ def only_deterministic(root: Path) -> list[str]:
     path = write_params(root / "only-deterministic.yaml", TINY)
     params = yaml.safe_load(path.read_text(encoding="utf-8"))
     params["variants"] = {"deterministic": params["variants"]["deterministic"]}
-    params["study"]["runs"], params["price_map"]["variants"], params["price_map"]["reference"] = {}, [], ""
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return ["--params", str(path)]
 
@@ -112,16 +111,15 @@ CASES = [
      r"nowhere/encoded/train\.pt: no such encoded split; run the tokenize stage first"),
     ("train-negative-time-budget", "train", params_case({"train": TINY["train"] | {"max_minutes": -1}}), None,
      r"'train\.max_minutes' must be >= 0"),
-    ("study-unknown-run", "study", args_case("--run", "tau-9"), None, r"no run 'tau-9' in params\.yaml study\.runs"),
+    ("train-unknown-point", "train", lambda root: ["--point", "tau-9", "--points", str(REPO / "studies/params.yaml")],
+     None, r"no point 'tau-9' in .*studies/params\.yaml \(points: seed2-plain, "),
     ("evaluate-before-decode", "evaluate", args_case(), None, r"results/decode/encdec\.txt: no such file; decode first \(dvc repro decode@encdec decode@plain"),
     ("tokenize-vocabulary-too-small", "tokenize", params_case({"tokenize": {"vocab_size": 20}}), None,
      r"'tokenize\.vocab_size' 20 is too small for this corpus: its characters alone need \d+ pieces"),
     ("figures-no-models", "figures", lambda root: ["--models", str(root / "broken/empty")], None,
      r"broken/empty/\w+\.pt: no such model"),
-    ("report-before-the-studies", "report", args_case(), None, r"results/study/tau-0p1\.json: no such file; run the study first \(dvc repro study; 13 of 13"),
+    ("report-before-evaluate", "report", args_case(), None, r"results/metrics\.json: no such file; run the evaluate stage first \(dvc repro evaluate\)"),
     ("collect-not-json", "collect", args_case(), b"{not json", r"JSON"),
-    ("price-map-report-no-points", "price_map_report", lambda root: ["--points", str(root / "broken/empty")], None,
-     r"no price-map points"),
     ("decode-no-model", "decode", lambda root: ["--variant", "deterministic", "--models", str(root / "broken/empty")],
      None, r"deterministic\.pt"),
     ("decode-truncated-model", "decode",

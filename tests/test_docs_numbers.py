@@ -100,3 +100,25 @@ def test_a_changed_number_is_caught():
     header = "| variant | " + " | ".join(COLUMNS) + " |"
     assert mismatches([header, "|---|", row.replace("23.11", "23.12")]) == ["`plain` BLEU (beam 5): 23.12 (metrics: 23.11)"]
     assert mismatches(["the root run: `gumbel` 20.13, `none` 5.05"]) == ["`gumbel` 20.13 (metrics.json BLEU: 20.12)"]
+
+
+STUDIES_MARKER = "<!-- numbers from results/studies/README.md, checked by tests/test_docs_numbers.py -->"
+
+
+def test_numbers_quoted_from_the_studies_stand_in_its_generated_tables():
+    """Every decimal number in a block marked as quoting results/studies/README.md appears there."""
+    generated = (RESULTS / "studies" / "README.md").read_text(encoding="utf-8")
+    found = re.findall(r"\d+\.\d+", generated)
+    checked = 0
+    for doc in DOCS:
+        lines = doc.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            if line.strip() != STUDIES_MARKER:
+                continue
+            for following in lines[i + 1:]:
+                if not following.strip():
+                    break
+                for number in re.findall(r"(?<![\w.])\d+\.\d+(?![\d])", following):
+                    checked += 1
+                    assert number in found, f"{doc.name}: {number} is not in results/studies/README.md: {following}"
+    assert checked >= 10

@@ -162,7 +162,7 @@ CASES = [
 def test_bad_input_to_a_model_stage_is_one_clear_line(ws, case, stage, make_args, stdin, expected):
     before = digest(ws)
     args = make_args(ws)
-    if stage in ("train", "decode", "diagnose") and "--variant" not in args:
+    if stage in ("train", "decode", "diagnose") and "--variant" not in args and "--point" not in args:
         args = ["--variant", "deterministic", *args]
     env = cli_env()
     env.pop("VAE_TRACEBACK", None)

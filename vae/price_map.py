@@ -11,12 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vae.claim import Evidence, keeps_z, translates
+from vae.claim import keeps_z, translates
 from vae.config import ClaimConfig
-
-
-def _evidence(row: dict) -> Evidence:
-    return Evidence(row["test_bleu"], row["dnll_z0"], row["dnll_a_prior"], row["kl_a_per_token"], row["test_bleu_ci95"])
+from vae.studies import evidence
 
 
 def share_through_z(row: dict, rule: ClaimConfig) -> float | None:
@@ -34,7 +31,7 @@ def claim_holds(row: dict, reference: dict | None, rule: ClaimConfig) -> bool | 
     """(ii) and (iii) together at one point, against the reference at the same λ; None without one."""
     if reference is None:
         return None
-    point, ref = _evidence(row), _evidence(reference)
+    point, ref = evidence(row), evidence(reference)
     return keeps_z(point, ref, rule) and translates(point, ref)
 
 

@@ -83,10 +83,9 @@ def seeds_table(rows: list[dict]) -> dict:
         mine = sorted((r for r in rows if r["variant"] == variant), key=lambda r: r["seed"])
         if mine:
             out[variant] = {"seeds": [r["seed"] for r in mine],
-                            **{key: [r[field] for r in mine] for key, field in
-                               (("test_bleu", "test_bleu"), ("test_bleu_ci95", "test_bleu_ci95"),
-                                ("kl_z_per_token", "kl_z_per_token"), ("kl_a_per_token", "kl_a_per_token"),
-                                ("dnll_z0", "dnll_z0"), ("dnll_a_prior", "dnll_a_prior"))}}
+                            **{key: [r[key] for r in mine] for key in
+                               ("test_bleu", "test_bleu_ci95", "kl_z_per_token", "kl_a_per_token", "dnll_z0",
+                                "dnll_a_prior")}}
     return out
 
 

@@ -6,6 +6,7 @@ up to a blank line (or the next list item). In a table every column named in COL
 every "`<variant>` <number with two decimals>" must be that variant's test BLEU.
 """
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -96,10 +97,33 @@ def test_the_checked_table_has_every_variant_and_column():
 
 
 def test_a_changed_number_is_caught():
-    row = "| `plain` | **23.11** | ± 0.35 | 46.78 | 12.62 | – | – | – | – | 13.1 | 103 |"
+    want = expected_cells("plain")
     header = "| variant | " + " | ".join(COLUMNS) + " |"
-    assert mismatches([header, "|---|", row.replace("23.11", "23.12")]) == ["`plain` BLEU (beam 5): 23.12 (metrics: 23.11)"]
-    assert mismatches(["the root run: `gumbel` 20.13, `none` 5.05"]) == ["`gumbel` 20.13 (metrics.json BLEU: 20.12)"]
+    row = "| `plain` | " + " | ".join(want[c] for c in COLUMNS) + " |"
+    assert mismatches([header, "|---|", row]) == []
+    bleu = want["BLEU (beam 5)"]
+    moved = f"{float(bleu) + 0.01:.2f}"
+    assert mismatches([header, "|---|", row.replace(bleu, moved, 1)]) == [f"`plain` BLEU (beam 5): {moved} (metrics: {bleu})"]
+    gumbel, none = (f"{METRICS['variants'][v]['bleu']:.2f}" for v in ("gumbel", "none"))
+    wrong = f"{float(gumbel) + 0.01:.2f}"
+    assert mismatches([f"the root run: `gumbel` {wrong}, `none` {none}"]) == [f"`gumbel` {wrong} (metrics.json BLEU: {gumbel})"]
+
+
+def _latest_time(command: str) -> dict:
+    rows = [r for r in csv.DictReader((RESULTS / "timings.tsv").open(encoding="utf-8"), delimiter="\t")
+            if r["command"] == command and r["exit_status"] == "0"]
+    assert rows, f"results/timings.tsv has no successful `{command}` (python3 tools/timed.py {command})"
+    return rows[-1]
+
+
+@pytest.mark.parametrize("command", ["make repro", "make test"])
+def test_the_readme_quotes_the_latest_measured_time(command):
+    """The README's table row for `command` states the minutes of its latest successful row in
+    results/timings.tsv (written by tools/timed.py), and that row's CPU."""
+    row = _latest_time(command)
+    line = next(l for l in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if l.startswith(f"| `{command}` |"))
+    minutes = f"{int(row['wall_s']) / 60:.0f} min"
+    assert minutes in line and row["cpu_model"] in line, f"README's `{command}` row should quote {minutes} on {row['cpu_model']}: {line}"
 
 
 STUDIES_MARKER = "<!-- numbers from results/studies/README.md, checked by tests/test_docs_numbers.py -->"

@@ -18,7 +18,7 @@ for point in "$@"; do
   echo "$(date -u +%FT%TZ) $point: started"
   if dvc repro "studies/dvc.yaml:decode@$point" "studies/dvc.yaml:decode_dev@$point" \
        "studies/dvc.yaml:diagnose@$point" > "logs/points/$point.log" 2>&1; then
-    files=(studies/dvc.lock dvc.lock "results/studies/train/$point.json" "results/studies/train/$point"
+    files=(studies/dvc.lock dvc.lock studies/models/.gitignore "results/studies/train/$point.json" "results/studies/train/$point"
            "results/studies/decode/$point.txt" "results/studies/decode/$point.json"
            "results/studies/decode_dev/$point.txt" "results/studies/decode_dev/$point.json"
            "results/studies/diagnose/$point.json")

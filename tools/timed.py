@@ -49,13 +49,6 @@ def append(row: dict) -> None:
         writer.writerow(row)
 
 
-def read() -> list[dict]:
-    if not TIMINGS.is_file():
-        return []
-    with TIMINGS.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--note", default="")

@@ -13,8 +13,8 @@ from vae.config import StudyPoint, load_params, load_point, read_yaml
 from vae.data import read_lines
 from vae.io import write_json, write_text
 from vae.price_map import map_markdown, plot_map
-from vae.studies import (Outputs, curve_markdown, curve_table, plot_curve, record, seeds_markdown, seeds_table,
-                         tau_markdown)
+from vae.studies import (Outputs, bonus_markdown, curve_markdown, curve_table, plot_curve, record, seeds_markdown,
+                         seeds_table, tau_markdown)
 
 
 def main(args, params):
@@ -59,6 +59,7 @@ def main(args, params):
              "sacreBLEU on the whole test split, with the bootstrap 95% half-width; the latent evidence (nats per "
              "target token) on the diagnose stage's test pairs.", "",
              "## Seeds", "", *seeds_markdown(seeds, params.claim), "",
+             "## The entropy bonus", "", *bonus_markdown(seed_rows, [r for r in rows if r["study"] == "bonus"]), "",
              "## The price curve", "", *curve_markdown(curve, params.claim), "",
              f"![the price curve]({Path(args.figure).name})", "",
              "## The Gumbel temperature τ", "", *tau_markdown([r for r in rows if r["study"] == "tau"]), "",

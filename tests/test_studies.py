@@ -1,7 +1,8 @@
 """vae.studies: the seeds' and the price curve's tables follow vae.claim's rules."""
 
 from vae.config import ClaimConfig
-from vae.studies import curve_answer, curve_verdicts, seed_verdicts, seeds_table, tau_markdown
+from vae.studies import (bonus_markdown, curve_answer, curve_verdicts, seed_verdicts, seeds_markdown, seeds_table,
+                         tau_markdown)
 
 RULE = ClaimConfig()
 
@@ -22,6 +23,25 @@ def test_seeds_hold_only_where_every_seed_agrees():
     assert verdicts["(i)"]["verdict"] == "holds"
     assert verdicts["(ii) gumbel"]["verdict"] == "mixed"  # only seed 2 uses z
     assert verdicts["(iii) gumbel"]["verdict"] == "fails"
+
+
+def test_the_seed_table_shows_every_seed_beside_the_mean():
+    rows = [row("plain", seed, bleu) for seed, bleu in ((1, 23.21), (2, 2.41), (3, 23.0))]
+    line = seeds_markdown(seeds_table(rows), RULE)[2]
+    assert "| 16.21 ± 11.95 (n = 3) | 23.21, 2.41, 23.00 |" in line  # an outlier seed stays visible
+
+
+def test_the_bonus_table_puts_the_one_change_run_beside_its_seeds():
+    def trained(name, variant, seed, beta, bleu, ppl):
+        return row(variant, seed, bleu, name=name, attention_kl_price=beta, dev_bleu=None, dev_ppl=ppl,
+                   train_minutes=9.0)
+    seeds = [trained("plain", "plain", 1, 0.05, 23.2, 12.5), trained("seed2-plain", "plain", 2, 0.05, 2.4, 62.9),
+             trained("seed2-none", "none", 2, 0.0, 4.8, 35.0)]
+    lines = bonus_markdown(seeds, [trained("bonus-plain-s2-b0", "plain", 2, 0.0, 21.0, 14.0)])
+    assert [line.split(" | ")[:3] for line in lines[2:]] == [["| `plain`", "1", "0.05"], ["| `seed2-plain`", "2", "0.05"],
+                                                             ["| `bonus-plain-s2-b0`", "2", "0"]]  # no `none`
+    assert lines[4].endswith("| 21.00 ± 0.30 | – | 14.0 | 9.0 |")
+    assert bonus_markdown(seeds, []) == ["No entropy-bonus point has been run yet."]
 
 
 def curve_point(gamma, bleu, a, kl_a, z0, dev=None, **extra):

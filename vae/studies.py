@@ -64,6 +64,7 @@ def record(name: str, point: StudyPoint, params: Params, out: Outputs, reference
             "kl_z_per_token": latent["kl_z_per_token"], "kl_a_per_token": latent["kl_a_per_token"],
             "dnll_z0": evidence.dnll_z0, "dnll_a_prior": evidence.dnll_a_prior,
             "sigma_mean": latent.get("sigma_a_mean"), "diagnose_sentences": latent["sentences"],
+            "dev_ppl": trained.get("dev_ppl"),
             "train_minutes": round(trained["train_minutes"], 2), "epochs": trained["epochs"], "steps": trained["steps"],
             "train_pairs": trained["train_pairs"], "device": trained["device"],
             "device_name": trained.get("device_name"), "precision": trained["precision"],
@@ -121,16 +122,37 @@ def seeds_markdown(seeds: dict, rule: ClaimConfig) -> list[str]:
     """The claim table as mean ± sample standard deviation over seeds, and the verdicts over seeds."""
     if not seeds:
         return ["No seed has been run yet (`dvc repro studies/dvc.yaml:diagnose@seed2-plain`, …)."]
-    header = ["variant", "seeds", "test BLEU", "KL_z/token", "KL_a/token", "ΔNLL z=0", "ΔNLL a→prior"]
+    header = ["variant", "seeds", "test BLEU", "BLEU by seed", "KL_z/token", "KL_a/token", "ΔNLL z=0", "ΔNLL a→prior"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant, v in seeds.items():
         lines.append("| " + " | ".join([f"`{variant}`", ", ".join(map(str, v["seeds"])), _mean_std(v["test_bleu"], 2),
+                                        ", ".join(f"{b:.2f}" for b in v["test_bleu"]),
                                         _mean_std(v["kl_z_per_token"]), _mean_std(v["kl_a_per_token"]),
                                         _mean_std(v["dnll_z0"]), _mean_std(v["dnll_a_prior"])]) + " |")
     lines += ["", "Mean ± sample standard deviation over the seeds listed (n = 1: a single seed, no spread).", ""]
     for key, v in seed_verdicts(seeds, rule).items():
         per_seed = ", ".join(f"seed {s}: {'holds' if h else 'fails'}" for s, h in v["seeds"].items())
         lines.append(f"- {statement(key)}: **{v['verdict']}** over {len(v['seeds'])} seed(s) ({per_seed}).")
+    return lines
+
+
+# The entropy bonus ---------------------------------------------------------------------------------
+
+def bonus_markdown(seed_rows: list[dict], bonus_rows: list[dict]) -> list[str]:
+    """Ordinary attention with and without the entropy bonus β·Σ_j KL[α_j ‖ uniform]: every seed of the
+    variants a `bonus` point changes, beside the point (one change: β), with the dev PPL after training."""
+    if not bonus_rows:
+        return ["No entropy-bonus point has been run yet."]
+    variants = {r["variant"] for r in bonus_rows}
+    rows = [r for r in seed_rows if r["variant"] in variants] + bonus_rows
+    header = ["model", "seed", "β", "test BLEU", "dev BLEU", "dev PPL", "train min"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in sorted(rows, key=lambda r: (r["variant"], r["seed"], -r["attention_kl_price"])):
+        lines.append("| " + " | ".join([f"`{r['name']}`", str(r["seed"]), f"{r['attention_kl_price']:g}",
+                                        f"{r['test_bleu']:.2f} ± {r['test_bleu_ci95'] or 0:.2f}",
+                                        "–" if r["dev_bleu"] is None else f"{r['dev_bleu']:.2f}",
+                                        "–" if r.get("dev_ppl") is None else f"{r['dev_ppl']:.1f}",
+                                        f"{r['train_minutes']:.1f}"]) + " |")
     return lines
 
 

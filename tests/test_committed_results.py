@@ -78,3 +78,17 @@ def test_the_root_headline_files_are_headline_of_metrics_json():
     expected = headline(json.loads((REPO / "results" / "metrics.json").read_text(encoding="utf-8")))
     found = {f.stem: json.loads(f.read_text(encoding="utf-8")) for f in (REPO / "results" / "headline").glob("*.json")}
     assert found == expected
+
+
+def test_the_reports_studies_section_is_that_of_the_committed_studies_files():
+    """REPORT.md reads results/seeds.json and results/price_curve.json without declaring them (a declared
+    dependency would make the root `dvc repro` run the studies pipeline), so DVC cannot see it go stale:
+    a studies run committed without `dvc repro -f -s report` fails here."""
+    from stages.report import read_if_present, studies
+    from vae.config import load_params
+
+    rule = load_params(REPO / "params.yaml").claim
+    section = "\n".join(studies(read_if_present(REPO / "results/seeds.json"),
+                                read_if_present(REPO / "results/price_curve.json"), rule))
+    report = (REPO / "results/REPORT.md").read_text(encoding="utf-8")
+    assert section in report, "results/REPORT.md is older than the studies' files: run `dvc repro -f -s report`"

@@ -70,6 +70,20 @@ def test_the_price_curve_answers_where_the_gaussian_a_translates():
     assert "At γ_a = 0" not in curve_answer(curve, RULE)[0]
 
 
+def test_the_gumbel_curve_says_whether_any_price_gives_z_back():
+    det = row("deterministic", bleu=23.45, z0=0.003)
+    root = curve_point(0.05, 20.0, 0.98, 2.8, 0.003, variant="gumbel")  # the root run's gumbel: a alive, z unused
+    dear = curve_point(5.0, 6.4, -0.03, 0.0, 0.08, variant="gumbel")      # a collapsed, so z carries the source
+    curve = {"references": {"deterministic": det, "gumbel": root}, "points": [dear]}
+    answer = curve_answer(curve, RULE)
+    assert answer[2].startswith("**No price γ_a gives z back to the Gumbel a's model while a stays alive**: γ_a = 0.05 "
+                                "(the root run): 20.00 BLEU, a alive") and "γ_a = 5: 6.40 BLEU, a not alive" in answer[2]
+    curve["points"].append(curve_point(0.5, 15.0, 0.5, 1.0, 0.05, variant="gumbel"))  # both: (ii) holds there
+    assert curve_answer(curve, RULE)[2].startswith("**The Gumbel a keeps z in use at γ_a = 0.5**")
+    assert curve_answer({"references": {"deterministic": det}, "points": [curve_point(0.05, 3.7, 0.0, 0.015, 0.38)]},
+                        RULE)[1:] == []  # no Gumbel point, no Gumbel paragraph
+
+
 def test_the_tau_table_lists_fixed_then_annealed_temperatures():
     rows = [row("gumbel", bleu=10.0, z0=0.01, a=0.5, kl_a=2.0, tau0=t0, tau_min=tm, tau_anneal_rate=r, dev_bleu=None,
                 train_minutes=6.0, train_pairs=20000, epochs=3, test_sentences=1000)

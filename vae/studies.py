@@ -238,13 +238,18 @@ def curve_markdown(curve: dict, rule: ClaimConfig) -> list[str]:
 
 
 def curve_answer(curve: dict, rule: ClaimConfig) -> list[str]:
+    """The answers in words: the Gaussian a's, then the Gumbel a's (when its points exist)."""
+    return [gaussian_answer(curve, rule), *gumbel_answer(curve, rule)]
+
+
+def gaussian_answer(curve: dict, rule: ClaimConfig) -> str:
     """The answer in words: a price γ_a > 0 at which the Gaussian a translates (chosen on dev BLEU where the
     points have it), and whether a is read and z used there. γ_a = 0 is reported apart: there KL(a) is not
     in the objective, so a is no longer a priced latent but attention's context (σ of a → 0)."""
     det = curve["references"]["deterministic"]
     gaussian = [r for r in curve["points"] if r["variant"] == "gaussian"]
     if not gaussian:
-        return ["No Gaussian point has been run yet."]
+        return "No Gaussian point has been run yet."
     priced = [r for r in gaussian if r["gamma_a"] > 0]
     good = [r for r in priced if curve_verdicts(r, det, rule)["translates"]]
     target = rule.bleu_share * det["test_bleu"]
@@ -280,7 +285,31 @@ def curve_answer(curve: dict, rule: ClaimConfig) -> list[str]:
         sigma = "–" if r.get("sigma_mean") is None else f"{r['sigma_mean']:.3f}"
         answer += (f" At γ_a = 0 ({curve_label(r)}), where KL(a) is not in the objective and a is attention's context "
                    f"rather than a priced latent (mean σ of a {sigma}), it reaches {r['test_bleu']:.2f}; there {there(r)}.")
-    return [answer]
+    return answer
+
+
+def gumbel_answer(curve: dict, rule: ClaimConfig) -> list[str]:
+    """Does any price γ_a give z back to the Gumbel a's model, with a still alive ((ii) at that point)?
+    The root run's `gumbel` (its γ_a from params.yaml) is one point of that curve."""
+    det = curve["references"]["deterministic"]
+    rows = [r for r in curve["points"] if r["variant"] == "gumbel"]
+    if not rows:
+        return []
+    root = curve["references"].get("gumbel")
+    rows = sorted(rows + ([root] if root and root.get("gamma_a") is not None else []), key=lambda r: r["gamma_a"])
+
+    def at(r):
+        v = curve_verdicts(r, det, rule)
+        return (f"γ_a = {r['gamma_a']:g}{' (the root run)' if r is root else ''}: {r['test_bleu']:.2f} BLEU, a "
+                f"{'alive' if v['a_alive'] else 'not alive'} (KL_a {r['kl_a_per_token']:.3f}, ΔNLL(a→prior) "
+                f"{fmt_delta(r['dnll_a_prior'])}), z {'used' if v['z_used'] else 'not used'} (ΔNLL(z=0) "
+                f"{fmt_delta(r['dnll_z0'])})")
+
+    both = [r for r in rows if curve_verdicts(r, det, rule)["keeps_z"]]
+    prices = ", ".join(f"{r['gamma_a']:g}" for r in both)
+    head = (f"**The Gumbel a keeps z in use at γ_a = {prices}**"
+            if both else "**No price γ_a gives z back to the Gumbel a's model while a stays alive**")
+    return ["", head + ": " + "; ".join(at(r) for r in rows) + "."]
 
 
 def fmt_delta(value: float | None) -> str:

@@ -63,9 +63,19 @@ def test_the_price_curve_answers_where_the_gaussian_a_translates():
     # reported apart, as the end where a is no longer a priced latent
     assert answer.startswith("**The Gaussian a translates at γ_a = 5e-05**") and "z is used" in answer
     assert "At γ_a = 0 " in answer and answer.endswith("z is not used (ΔNLL(z=0) +0.002 against `deterministic`'s +0.003).")
-    curve["points"] = [curve["points"][0], curve["points"][2]]
+    assert "(ii) holds at 1 priced point(s); the best of them on test, gaussian, β 0.05 at γ_a = 5e-05, translates " \
+           "at 22.50 BLEU, at or above the line." in answer
+    # chosen on dev, judged on test: a point that reaches the line on test alone is not the answer
+    curve["points"].append(curve_point(5e-4, 22.6, 0.9, 200.0, 0.003, dev=20.0, kl_a_weight="annealed", kl_z_weight=0.05))
+    curve["points"][1] |= {"test_bleu": 21.0}
     answer = curve_answer(curve, RULE)[0]
-    assert answer.startswith("**At no price γ_a > 0 tried does the Gaussian a translate**") and "At γ_a = 0 " in answer
+    assert answer.startswith("**The Gaussian a does not translate at the price chosen on dev**: the priced point with "
+                             "the best dev BLEU (21.00), gaussian, β 0.05 at γ_a = 5e-05, reaches 21.00") and \
+        "1 of 3 priced Gaussian points reach the line on test" in answer
+    curve["points"] = [curve["points"][0], curve["points"][2], curve["points"][3] | {"dev_bleu": 22.0, "dnll_z0": 0.0}]
+    answer = curve_answer(curve, RULE)[0]
+    assert answer.startswith("**The Gaussian a translates at γ_a = 0.0005 (γ_a·λ(t), 2.5e-05 at the end)**")
+    assert "(ii) holds at no priced point." in answer and "At γ_a = 0 " in answer
     curve["points"] = curve["points"][:1]
     assert "At γ_a = 0" not in curve_answer(curve, RULE)[0]
 

@@ -1,4 +1,5 @@
-"""evaluate: BLEU/chrF per variant with signatures, paired bootstrap, and the results table."""
+"""evaluate: BLEU/chrF per variant with signatures, paired bootstrap, and the results table (with the
+seeds' table from results/seeds.json, when the studies pipeline has written it)."""
 
 import json
 from pathlib import Path
@@ -8,6 +9,7 @@ from vae.data import read_lines
 from vae.io import write_json, write_text
 from vae.metrics import corpus_scores, paired_bootstrap
 from vae.report import headline, results_table
+from vae.studies import read_if_present, seeds_section
 
 
 def main(args, params):
@@ -35,7 +37,10 @@ def main(args, params):
     write_json(args.metrics, metrics)
     for name, row in headline(metrics).items():
         write_json(Path(args.headline) / f"{name}.json", row)
-    write_text(args.table, results_table(metrics, params))
+    over_seeds = ["", "## Over seeds", "", "Seed 1 is the run above; seeds 2 and 3 are the studies pipeline's "
+                  "points at the same budget ([studies/README.md](studies/README.md#seeds)).", "",
+                  *seeds_section(read_if_present(Path(args.seeds)), params.claim)]
+    write_text(args.table, results_table(metrics, params) + "\n".join(over_seeds) + "\n")
     cli.console.print(Path(args.table).read_text())
 
 
@@ -48,4 +53,5 @@ if __name__ == "__main__":
     p.add_argument("--metrics", default="results/metrics.json")
     p.add_argument("--headline", default="results/headline", help="one small file per variant: `dvc metrics show`")
     p.add_argument("--table", default="results/RESULTS.md")
+    p.add_argument("--seeds", default="results/seeds.json")
     cli.run(main, p)

@@ -8,17 +8,11 @@ from pathlib import Path
 from vae import UserError, cli
 from vae.io import write_text
 from vae.report import report_markdown
-from vae.studies import curve_markdown, seeds_markdown
-
-
-def read_if_present(path: Path) -> dict | None:
-    # Not a dependency of this stage: a declared one would make `dvc repro` run the studies pipeline.
-    return json.loads(path.read_text()) if path.is_file() else None
+from vae.studies import curve_markdown, read_if_present, seeds_section
 
 
 def studies(seeds: dict | None, curve: dict | None, rule) -> list[str]:
-    lines = ["### Seeds", "", *(seeds_markdown(seeds, rule) if seeds is not None else
-                                ["results/seeds.json is absent: the seeds have not been run."]), ""]
+    lines = ["### Seeds", "", *seeds_section(seeds, rule), ""]
     lines += ["### The Gaussian a's price curve", ""]
     if curve is None:
         return lines + ["results/price_curve.json is absent: the price curve has not been run."]

@@ -80,15 +80,18 @@ def test_the_root_headline_files_are_headline_of_metrics_json():
     assert found == expected
 
 
-def test_the_reports_studies_section_is_that_of_the_committed_studies_files():
-    """REPORT.md reads results/seeds.json and results/price_curve.json without declaring them (a declared
-    dependency would make the root `dvc repro` run the studies pipeline), so DVC cannot see it go stale:
-    a studies run committed without `dvc repro -f -s report` fails here."""
-    from stages.report import read_if_present, studies
+def test_the_root_documents_show_the_committed_studies_files():
+    """RESULTS.md (evaluate) and REPORT.md (report) read results/seeds.json and results/price_curve.json
+    without declaring them (a declared dependency would make the root `dvc repro` run the studies pipeline),
+    so DVC cannot see them go stale: studies committed without `dvc repro -f -s evaluate report` fail here."""
+    from stages.report import studies
     from vae.config import load_params
+    from vae.studies import read_if_present, seeds_section
 
     rule = load_params(REPO / "params.yaml").claim
-    section = "\n".join(studies(read_if_present(REPO / "results/seeds.json"),
-                                read_if_present(REPO / "results/price_curve.json"), rule))
-    report = (REPO / "results/REPORT.md").read_text(encoding="utf-8")
-    assert section in report, "results/REPORT.md is older than the studies' files: run `dvc repro -f -s report`"
+    seeds = read_if_present(REPO / "results/seeds.json")
+    report = "\n".join(studies(seeds, read_if_present(REPO / "results/price_curve.json"), rule))
+    assert report in (REPO / "results/REPORT.md").read_text(encoding="utf-8"), \
+        "results/REPORT.md is older than the studies' files: run `dvc repro -f -s report`"
+    assert "\n".join(seeds_section(seeds, rule)) in (REPO / "results/RESULTS.md").read_text(encoding="utf-8"), \
+        "results/RESULTS.md is older than results/seeds.json: run `dvc repro -f -s evaluate`"

@@ -136,6 +136,19 @@ def seeds_markdown(seeds: dict, rule: ClaimConfig) -> list[str]:
     return lines
 
 
+def read_if_present(path: Path) -> dict | None:
+    """A studies' file read by a root stage (evaluate, report) without declaring it: a declared dependency
+    would make the root `dvc repro` run the studies pipeline. tests/test_committed_results.py keeps the
+    root's generated files in step with the committed studies' files instead."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def seeds_section(seeds: dict | None, rule: ClaimConfig) -> list[str]:
+    """The root documents' seeds section: the seeds' table and verdicts, or why there are none."""
+    return seeds_markdown(seeds, rule) if seeds is not None else [
+        "results/seeds.json is absent: the seeds have not been run (`dvc repro studies/dvc.yaml`)."]
+
+
 # The entropy bonus ---------------------------------------------------------------------------------
 
 def bonus_markdown(seed_rows: list[dict], bonus_rows: list[dict]) -> list[str]:

@@ -286,7 +286,7 @@ def gaussian_answer(curve: dict, rule: ClaimConfig) -> str:
             keeps = curve_verdicts(chosen, det, rule)["keeps_z"]
             answer = (f"**The Gaussian a translates at {price(chosen)}** ({curve_label(chosen)}, the priced point with "
                       f"the best dev BLEU, {dev}): {chosen['test_bleu']:.2f} test BLEU ≥ {rule.bleu_share:g} × "
-                      f"`deterministic`'s {det['test_bleu']:.2f} = {target:.2f}. There {there(chosen)}: the seed's "
+                      f"`deterministic`'s {det['test_bleu']:.2f} = {target:.2f}. There {there(chosen)}: the paper's "
                       f"claim (ii) {'holds' if keeps else 'does not hold'} at that price. {reach} of {len(priced)} priced "
                       "Gaussian points reach the line on test.")
         else:

@@ -278,12 +278,13 @@ def gaussian_answer(curve: dict, rule: ClaimConfig) -> str:
     if not priced:
         answer = "No Gaussian point with γ_a > 0 has been run yet."
     else:
+        judged = [(r, curve_verdicts(r, det, rule)) for r in priced]
         # The setting is chosen on dev BLEU among every priced point, and only then judged on test.
-        chosen = max(priced, key=on_dev)
+        chosen, verdict = max(judged, key=lambda rv: on_dev(rv[0]))
         dev = "–" if chosen["dev_bleu"] is None else f"{chosen['dev_bleu']:.2f}"
-        reach = sum(curve_verdicts(r, det, rule)["translates"] for r in priced)
-        if curve_verdicts(chosen, det, rule)["translates"]:
-            keeps = curve_verdicts(chosen, det, rule)["keeps_z"]
+        reach = sum(v["translates"] for _, v in judged)
+        if verdict["translates"]:
+            keeps = verdict["keeps_z"]
             answer = (f"**The Gaussian a translates at {price(chosen)}** ({curve_label(chosen)}, the priced point with "
                       f"the best dev BLEU, {dev}): {chosen['test_bleu']:.2f} test BLEU ≥ {rule.bleu_share:g} × "
                       f"`deterministic`'s {det['test_bleu']:.2f} = {target:.2f}. There {there(chosen)}: the paper's "
@@ -294,7 +295,7 @@ def gaussian_answer(curve: dict, rule: ClaimConfig) -> str:
                       f"best dev BLEU ({dev}), {curve_label(chosen)} at {price(chosen)}, reaches {chosen['test_bleu']:.2f} "
                       f"test BLEU, below {rule.bleu_share:g} × `deterministic`'s {det['test_bleu']:.2f} = {target:.2f}; "
                       f"there {there(chosen)}. {reach} of {len(priced)} priced Gaussian points reach the line on test.")
-        keepers = [r for r in priced if curve_verdicts(r, det, rule)["keeps_z"]]
+        keepers = [r for r, v in judged if v["keeps_z"]]
         if keepers:
             best = max(keepers, key=lambda r: r["test_bleu"])
             answer += (f" (ii) holds at {len(keepers)} priced point(s); the best of them on test, {curve_label(best)} at "

@@ -54,12 +54,16 @@ PROVENANCE = ("beam", "max_len", "precision", "cpu_model", "torch", "commit")  #
 REPO = Path(__file__).resolve().parents[1]
 
 
+def cpu_name() -> str:
+    """This machine's CPU model ('AMD EPYC ...'), without the thread count that device_name adds."""
+    return device_name(torch.device("cpu")).rsplit(", ", 1)[0]
+
+
 def machine(device: torch.device, precision: str, threads: int | None = None) -> str:
     """'CPU <model>, <threads> threads, <precision>' or 'GPU <name>, <precision>' (vae.checkpoint.device_name)."""
     if device.type == "cuda":
         return f"GPU {device_name(device)}, {precision}"
-    model = device_name(device).rsplit(", ", 1)[0]
-    return f"CPU {model}, {threads or torch.get_num_threads()} threads, {precision}"
+    return f"CPU {cpu_name()}, {threads or torch.get_num_threads()} threads, {precision}"
 
 
 def commit() -> str:
@@ -80,7 +84,7 @@ def provenance(beams: dict[str, int], search: DecodeConfig | SearchSettings, pre
     return {"beam": beams,
             "max_len": {"max_length_ratio": search.max_length_ratio, "max_length_slack": search.max_length_slack},
             "precision": precision,
-            "cpu_model": device_name(torch.device("cpu")).rsplit(", ", 1)[0],
+            "cpu_model": cpu_name(),
             "torch": torch.__version__, "commit": commit()}
 
 

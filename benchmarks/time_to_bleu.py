@@ -3,8 +3,8 @@
 Trains one variant under a configuration (params.yaml plus `-S key=value` overrides, as in
 `dvc exp run`) in segments of `--every` training minutes up to `--minutes`; after each segment
 (the run resumes from its checkpoint, so evaluation time is not training time) it measures dev
-BLEU by greedy search on the first `--dev-sentences` dev pairs, and at the end, with `--test`,
-test BLEU with beam 5 on the whole test split and the decoding speed (in the point; the JSON's
+BLEU by greedy search on the first `--dev-sentences` dev pairs and, with `--test`, test BLEU with
+beam 5 on the whole test split and the decoding speed (in the point; the JSON's
 `decode` is the pipeline's own model's, from --trained). Points are merged into
 results/time_to_bleu.json (keyed by variant, config and minutes) and drawn in time_to_bleu.png.
 
@@ -91,7 +91,7 @@ def provenance(beams: dict[str, int], search: DecodeConfig | SearchSettings, pre
 def run_arguments(p: argparse.ArgumentParser, name: str) -> None:
     """The options every training benchmark shares; `name` names its checkpoints and results."""
     p.add_argument("--dev-sentences", type=int, default=500)
-    p.add_argument("--test", action="store_true", help="beam-5 BLEU on the whole test split at the end")
+    p.add_argument("--test", action="store_true", help="beam-5 BLEU on the whole test split after every segment")
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--data", default="data")
     p.add_argument("--checkpoints", default=f"checkpoints/{name}")
@@ -128,6 +128,7 @@ def main() -> None:
     dev_pairs = Pairs.load(data / "encoded" / "dev.pt")
     dev_sample = dev_pairs.head(args.dev_sentences)
     dev_refs = read_lines(data / "prepared" / "dev.tgt")
+    test, test_refs = Pairs.load(data / "encoded" / "test.pt"), read_lines(data / "prepared" / "test.tgt")
     tokenizers = Tokenizers.load(data / "tokenizer")
     device = resolve_device(cfg.device)
     checkpoints = Path(args.checkpoints) / args.config / args.variant
@@ -152,19 +153,17 @@ def main() -> None:
                  "machine": machine(device, cfg.precision),
                  **provenance({"dev_bleu": 1}, params.decode,
                               {"train": cfg.precision, "decode": params.decode.precision})}
+        if args.test:  # the speed stays with its point: the top-level `decode` is the pipeline's model's (--trained)
+            scores, speed = bleu(model, test, test_refs, tokenizers, SearchSettings.from_config(params.decode, beam_size=5),
+                                 params.decode.max_tokens, device)
+            point |= {"test_bleu": scores["bleu"], "test_bleu_signature": scores["bleu_signature"],
+                      "test_sentences": len(test), "beam5_sentences_per_s": round(speed, 1),
+                      "beam": {"dev_bleu": 1, "test_bleu": 5}}
         print(json.dumps(point), flush=True)
         points.append(point)
+        merge(Path(args.out), points, None)  # each segment's point is kept as soon as it is measured
         if run.epoch >= cfg.epochs and not args.epochs:
             break
-    if args.test:  # the speed stays with its point: the top-level `decode` is the pipeline's model's (--trained)
-        test = Pairs.load(data / "encoded" / "test.pt")
-        scores, speed = bleu(model, test, read_lines(data / "prepared" / "test.tgt"), tokenizers,
-                             SearchSettings.from_config(params.decode, beam_size=5), params.decode.max_tokens, device)
-        points[-1] |= {"test_bleu": scores["bleu"], "test_bleu_signature": scores["bleu_signature"],
-                       "test_sentences": len(test), "beam5_sentences_per_s": round(speed, 1),
-                       "beam": {"dev_bleu": 1, "test_bleu": 5}}
-        print(json.dumps(points[-1]), flush=True)
-    merge(Path(args.out), points, None)
 
 
 def record_trained(args) -> None:
@@ -213,7 +212,7 @@ def record_trained(args) -> None:
 
 
 def merge(path: Path, points: list[dict], decode: dict | None) -> None:
-    """Add `points` to the JSON at `path`, replacing earlier points of the same (variant, config, minutes)."""
+    """Add `points` to the JSON at `path`, replacing every earlier point of their (variant, config)."""
     old = json.loads(path.read_text()) if path.is_file() else {"points": [], "decode": None}
     keys = {(q["variant"], q["config"]) for q in points}
     kept = [q for q in old["points"] if (q["variant"], q["config"]) not in keys]

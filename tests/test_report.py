@@ -83,3 +83,14 @@ def test_the_thresholds_come_from_params():
     assert "**holds**" in claim_verdicts(m, RULE)[1]
     assert "**does not hold**" in claim_verdicts(m, ClaimConfig(a_kl_in_use=0.5))[1]
     assert "(i) ordinary attention bypasses z: **does not hold**" in claim_verdicts(m, ClaimConfig(bypass_ratio=0.01))[0]
+
+
+def test_each_variant_is_labelled_with_the_price_of_its_attention():
+    from vae.config import PricingConfig, VariantConfig
+    from vae.report import price
+    constant, annealed = PricingConfig(), PricingConfig(kl_a_weight="annealed")
+    assert price(VariantConfig(attention="gaussian", gamma_a=0.05), constant) == "γ_a 0.05"
+    assert price(VariantConfig(attention="gaussian", gamma_a=5e-6, attention_kl_price=0.05), constant) == "γ_a 5e-06, β 0.05"
+    assert price(VariantConfig(attention="gumbel", gamma_a=0.5), annealed) == "γ_a·λ(t) 0.5"
+    assert price(VariantConfig(attention="deterministic", attention_kl_price=0.05), annealed) == "β 0.05"
+    assert price(VariantConfig(attention="none"), constant) == price(None, constant) == "–"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vae.claim import Evidence, describe, statement, verdicts
-from vae.config import ClaimConfig, Params
+from vae.config import ClaimConfig, Params, PricingConfig, VariantConfig
 from vae.metrics import REFERENCE_BLEU
 
 
@@ -11,17 +11,30 @@ def _fmt(value, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def price(variant: VariantConfig | None, pricing: PricingConfig) -> str:
+    """What the objective charges a variant's attention: γ_a on KL(a) (γ_a·λ(t) where annealed), β on the
+    entropy bonus Σ_j KL[α_j ‖ uniform]; '–' where neither applies."""
+    if variant is None:
+        return "–"
+    parts = []
+    if variant.attention in ("gaussian", "gumbel"):
+        parts.append(f"γ_a{'·λ(t)' if pricing.kl_a_weight == 'annealed' else ''} {variant.gamma_a:g}")
+    if variant.attention_kl_price > 0:
+        parts.append(f"β {variant.attention_kl_price:g}")
+    return ", ".join(parts) or "–"
+
+
 def results_table(metrics: dict, params: Params) -> str:
     variants = metrics["variants"]
     baselines = [b for b in params.evaluate.baselines if b in metrics["bootstrap"]]
-    header = ["variant", "BLEU", "95% CI", "chrF", "reference BLEU"]
+    header = ["variant", "price", "BLEU", "95% CI", "chrF", "reference BLEU"]
     header += [f"p vs {b}" for b in baselines]
     header += ["dev PPL", "KL_z/token", "KL_a/token", "epochs", "train min", "device"]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, score in variants.items():
         train = score["train"]
         first = metrics["bootstrap"][baselines[0]][name] if baselines else {}
-        cells = [f"`{name}`", _fmt(score["bleu"]), f"± {_fmt(first.get('bleu_ci95'))}" if first else "–",
+        cells = [f"`{name}`", price(params.variants.get(name), params.train.pricing), _fmt(score["bleu"]), f"± {_fmt(first.get('bleu_ci95'))}" if first else "–",
                  _fmt(score["chrf"]), _fmt(REFERENCE_BLEU.get(name), 1) if name in REFERENCE_BLEU else "–"]
         for b in baselines:
             cells.append("baseline" if name == b else _fmt(metrics["bootstrap"][b][name]["p_value"], 4))

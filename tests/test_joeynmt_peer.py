@@ -2,6 +2,7 @@
 with everything the measurement records (JoeyNMT itself is not run here: run.sh installs it)."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -60,3 +61,35 @@ def test_the_config_is_our_size_with_our_subwords_and_beam_5(tmp_path):
     assert cfg["data"]["src"]["tokenizer_cfg"]["model_file"] == "data/tokenizer/src.model"
     assert cfg["data"]["trg"]["tokenizer_cfg"]["model_file"] == "data/tokenizer/tgt.model"
     assert "set by peer.py" not in yaml.safe_dump(cfg)
+
+
+FAKE_TRAINER = """\
+import sys, time
+log = open(sys.argv[1], "a")
+log.write("2026-12-05 12:00:00,000 - INFO - joeynmt.training - EPOCH 1\\n"); log.flush()
+try:
+    deadline = time.monotonic() + 20  # without the interrupt, give up: peer.train then fails the test
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    sys.exit(3)
+except KeyboardInterrupt:
+    log.write("2026-12-05 12:00:01,000 - INFO - joeynmt.training - Interrupt at epoch 1, step 5.\\n")
+"""
+
+
+def test_the_budget_interrupts_training_even_from_a_background_job(tmp_path, monkeypatch):
+    """A shell starts `nohup run.sh ... &` with SIGINT ignored, which the trainer would inherit (and train on
+    past the budget, as session 15's first peer run did): peer.train must give it back its default."""
+    import signal
+    fake = tmp_path / "fake_joeynmt.py"
+    fake.write_text(FAKE_TRAINER)
+    (tmp_path / "model").mkdir()
+    log = tmp_path / "model" / "train.log"
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a background job starts
+    try:
+        # the fake takes the log path where JoeyNMT takes "train"; the config and --skip-test follow unused
+        sent = peer.train([sys.executable, str(fake), str(log)], tmp_path / "config.yaml", log, 0.005, dict(os.environ))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert sent is not None and sent < 0.2
+    assert "Interrupt at epoch 1" in log.read_text()

@@ -98,7 +98,10 @@ def train(joeynmt: list[str], config: Path, log: Path, minutes: float, env: dict
     in progress, so its log's end can be later."""
     output = log.parent.parent / "train.out"  # JoeyNMT's console: a file, so a long run cannot fill a pipe
     with output.open("w") as out:
-        proc = subprocess.Popen([*joeynmt, "train", str(config), "--skip-test"], env=env, stdout=out, stderr=out)
+        # SIGINT back to its default in the child: a shell starts a background job (`nohup ... &`) with SIGINT
+        # ignored, Python then installs no KeyboardInterrupt handler, and JoeyNMT would train past the budget.
+        proc = subprocess.Popen([*joeynmt, "train", str(config), "--skip-test"], env=env, stdout=out, stderr=out,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         started, sent = None, None
         while proc.poll() is None:
             time.sleep(0.5)

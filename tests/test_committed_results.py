@@ -28,6 +28,16 @@ def test_every_locked_stage_ran_with_the_committed_params():
                        "with its results, or keep the old values:\n" + "\n".join(stale))
 
 
+def test_every_variant_of_params_was_trained_and_scored_by_the_committed_run():
+    """A variant added to params.yaml without `dvc repro` has no lock entry and no row: the check above
+    cannot see it (it compares the keys the lock has)."""
+    variants = set(yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["variants"])
+    stages = locked_stages()
+    for stage in ("train", "decode", "diagnose"):
+        assert {name.split("@", 1)[1] for name in stages if name.startswith(f"{stage}@")} == variants, stage
+    assert set(json.loads((REPO / "results" / "metrics.json").read_text(encoding="utf-8"))["variants"]) == variants
+
+
 def results_outs() -> list[tuple[str, dict]]:
     """Every output under results/ that the root dvc.lock lists, with its stage."""
     return [(stage, out) for stage, entry in locked_stages().items() for out in entry.get("outs", [])

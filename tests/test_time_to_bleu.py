@@ -75,3 +75,21 @@ def test_plot_writes_a_png_beside_the_json_with_and_without_points_and_peer(tmp_
         (tmp_path / "time_to_bleu.png").unlink(missing_ok=True)
         time_to_bleu.plot(path)
         assert (tmp_path / "time_to_bleu.png").stat().st_size > 10_000
+
+
+def test_the_time_to_bleu_figures_in_the_docs_are_the_committed_points():
+    """Every two-decimal BLEU in results/README.md's marked time-to-BLEU block is a dev or test BLEU of a
+    point in time_to_bleu.json or of a peer under results/*joeynmt*/ (or a difference of two of them)."""
+    marker = "<!-- checked against time_to_bleu.json and joeynmt/ by tests/test_time_to_bleu.py -->"
+    text = (ROOT / "results" / "README.md").read_text(encoding="utf-8")
+    assert marker in text
+    block = text.split(marker, 1)[1].split("```", 1)[0]
+    points = json.loads((ROOT / "results" / "time_to_bleu.json").read_text())["points"]
+    scores = {q[k] for q in points for k in ("dev_bleu", "test_bleu") if q.get(k) is not None}
+    for peer in time_to_bleu.peers(ROOT / "results"):
+        scores |= {q["bleu"] for q in peer["points"]} | {peer.get("test_chrf")}
+    scores |= {round(abs(a - b), 2) for a in scores for b in scores if a and b}
+    epochs = {round(q["epochs"], 2) for q in points} | {p["epochs"] for p in time_to_bleu.peers(ROOT / "results")}
+    minutes = {q["train_minutes"] for q in points} | {p["train_minutes"] for p in time_to_bleu.peers(ROOT / "results")}
+    quoted = {float(x) for x in re.findall(r"(?<![\d.])(\d{1,2}\.\d\d)(?!\.?\d)", block)}
+    assert quoted and not quoted - scores - epochs - minutes, quoted - scores - epochs - minutes

@@ -6,7 +6,7 @@ Trains one variant under a configuration (params.yaml plus `-S key=value` overri
 BLEU by greedy search on the first `--dev-sentences` dev pairs and, with `--test`, test BLEU with
 beam 5 on the whole test split and the decoding speed (in the point; the JSON's
 `decode` is the pipeline's own model's, from --trained). Points are merged into
-results/time_to_bleu.json (keyed by variant, config and minutes) and drawn in time_to_bleu.png.
+results/time_to_bleu.json (a rerun of a variant's configuration replaces its points) and drawn in time_to_bleu.png.
 
 Every point records what it was measured with (`provenance`): the beam of each BLEU, the decode length
 cap (max_length_ratio, max_length_slack), the training and decoding precision, the CPU model, torch's

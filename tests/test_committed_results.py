@@ -4,6 +4,7 @@ produced with these settings."""
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -14,8 +15,16 @@ from vae.report import headline
 REPO = Path(__file__).resolve().parents[1]
 
 
+class Yaml12Floats(yaml.SafeLoader):
+    """DVC writes dvc.lock as YAML 1.2, where 5e-06 is a float; PyYAML (YAML 1.1) reads it as a string."""
+
+
+Yaml12Floats.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$"),
+                                   list("-+0123456789"))
+
+
 def locked_stages() -> dict:
-    return yaml.safe_load((REPO / "dvc.lock").read_text(encoding="utf-8"))["stages"]
+    return yaml.load((REPO / "dvc.lock").read_text(encoding="utf-8"), Loader=Yaml12Floats)["stages"]
 
 
 def test_every_locked_stage_ran_with_the_committed_params():

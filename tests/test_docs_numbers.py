@@ -76,7 +76,7 @@ def mismatches(block: list[str]) -> list[str]:
                 if column in values and values[column] != want:
                     wrong.append(f"`{name}` {column}: {values[column]} (metrics: {want})")
         return wrong
-    for name, number in re.findall(r"`(\w+)` (\d+\.\d\d)\b", " ".join(block)):
+    for name, number in re.findall(r"`([\w-]+)` (\d+\.\d\d)\b", " ".join(block)):
         if name in METRICS["variants"] and f"{METRICS['variants'][name]['bleu']:.2f}" != number:
             wrong.append(f"`{name}` {number} (metrics.json BLEU: {METRICS['variants'][name]['bleu']:.2f})")
     return wrong

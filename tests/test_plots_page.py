@@ -53,6 +53,18 @@ def histories(dvc_yaml: dict) -> dict[Path, set[str]]:
     return found
 
 
+def test_every_variant_of_params_has_a_curve_of_every_plotted_metric():
+    """dvc.yaml's plots name their files one by one: a variant added to params.yaml must be added there too."""
+    dvc_yaml = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))
+    variants = set(yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["variants"])
+    drawn: dict[str, set[str]] = {}
+    for directory, names in histories(dvc_yaml).items():
+        for name in names:
+            drawn.setdefault(name, set()).add(directory.name)
+    missing = {name: sorted(variants - found) for name, found in drawn.items() if variants - found}
+    assert not missing, f"dvc.yaml plots lack these variants' curves: {missing}"
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> tuple[Path, dict]:
     """A git+DVC project with the repository's dvc.yaml and params.yaml and a history for every plot."""

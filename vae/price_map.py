@@ -41,7 +41,7 @@ def map_markdown(rows: list[dict], rule: ClaimConfig) -> list[str]:
         return ["No point of the price map has been run yet."]
     refs = {r["kl_z_weight"]: r for r in rows if r["attention"] == "deterministic"}
     header = ["variant", "λ (KL_z)", "γ_a (KL_a)", "KL_z/token", "KL_a/token", "ΔNLL z=0", "ΔNLL a→prior",
-              "share via z", "test BLEU", "dev BLEU", "claim holds"]
+              "share via z", "test BLEU", "dev BLEU", "claim holds", "train min"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
     def fmt(v, d=3):
@@ -54,7 +54,8 @@ def map_markdown(rows: list[dict], rule: ClaimConfig) -> list[str]:
             f"`{r['variant']}`", f"{r['kl_z_weight']:g}", f"{r['gamma_a']:g}" if latent_a else "–",
             fmt(r["kl_z_per_token"]), fmt(r["kl_a_per_token"]), fmt(r["dnll_z0"]), fmt(r["dnll_a_prior"]),
             fmt(share_through_z(r, rule), 2), f"{r['test_bleu']:.2f} ± {fmt(r['test_bleu_ci95'], 2)}",
-            fmt(r["dev_bleu"], 2), "–" if holds is None else ("yes" if holds else "no")]) + " |")
+            fmt(r["dev_bleu"], 2), "–" if holds is None else ("yes" if holds else "no"),
+            f"{r['train_minutes']:.1f}"]) + " |")
     budgets = sorted({(r["train_pairs"], r["epochs"], r["test_sentences"]) for r in rows})
     lines += ["", "Budget: " + "; ".join(f"{p:,} training pairs, {e} epochs, BLEU on the first {t:,} test pairs"
                                          for p, e, t in budgets) + ". 'claim holds': (ii) and (iii) by the rules "

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -144,3 +145,27 @@ def test_numbers_quoted_from_the_studies_stand_in_its_generated_tables():
                     checked += 1
                     assert number in found, f"{doc.name}: {number} is not in results/studies/README.md: {following}"
     assert checked >= 10
+
+
+def _minutes_range(values) -> str:
+    return f"{min(values):.1f}–{max(values):.1f} min"
+
+
+def test_the_readme_studies_row_quotes_the_points_own_records():
+    """The README's `dvc repro studies/dvc.yaml` row: training minutes per budget, decoding minutes, the CPUs and
+    the count of points run, each as the points' committed records (results/studies/*/<point>.json) give them."""
+    studies = RESULTS / "studies"
+    points = sorted(p.stem for p in (studies / "train").glob("*.json"))
+    train = {p: json.loads((studies / "train" / f"{p}.json").read_text(encoding="utf-8")) for p in points}
+    decoding = [sum(json.loads((studies / stage / f"{p}.json").read_text(encoding="utf-8"))["seconds"]
+                    for stage in ("decode", "decode_dev", "diagnose")) / 60 for p in points]
+    line = next(l for l in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+                if l.startswith("| `dvc repro studies/dvc.yaml` |"))
+    for pairs in (80_000, 20_000):
+        minutes = _minutes_range([t["train_minutes"] for t in train.values() if t["train_pairs"] == pairs])
+        assert f"{pairs // 1000}k-pair points" in line and minutes in line, f"README should quote {minutes} for {pairs:,}-pair points: {line}"
+    assert f"then {_minutes_range(decoding)} of decoding" in line, f"decoding: {_minutes_range(decoding)}: {line}"
+    for cpu in {t["device_name"].split(",")[0] for t in train.values()}:
+        assert cpu in line, f"README's studies row should name {cpu}: {line}"
+    total = len(yaml.safe_load((ROOT / "studies" / "params.yaml").read_text(encoding="utf-8"))["points"])
+    assert f"{len(points)} of {total} points" in line, f"README should say {len(points)} of {total} points run: {line}"

@@ -4,31 +4,22 @@ produced with these settings."""
 
 import hashlib
 import json
-import re
 from pathlib import Path
 
-import yaml
-
+from vae.config import read_yaml
 from vae.experiments import flatten
 from vae.report import headline
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class Yaml12Floats(yaml.SafeLoader):
-    """DVC writes dvc.lock as YAML 1.2, where 5e-06 is a float; PyYAML (YAML 1.1) reads it as a string."""
-
-
-Yaml12Floats.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$"),
-                                   list("-+0123456789"))
-
-
 def locked_stages() -> dict:
-    return yaml.load((REPO / "dvc.lock").read_text(encoding="utf-8"), Loader=Yaml12Floats)["stages"]
+    # DVC writes dvc.lock as YAML 1.2 (5e-06 a float), as read_yaml reads it; PyYAML's 1.1 rules give a string.
+    return read_yaml(REPO / "dvc.lock")["stages"]
 
 
 def test_every_locked_stage_ran_with_the_committed_params():
-    params = flatten(yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8")))
+    params = flatten(read_yaml(REPO / "params.yaml"))
     stale = sorted({f"{key} was {value!r} for the committed results, params.yaml has {params.get(key, '(missing)')!r}"
                     for entry in locked_stages().values()
                     for key, value in flatten(entry.get("params", {}).get("params.yaml", {})).items()
@@ -40,7 +31,7 @@ def test_every_locked_stage_ran_with_the_committed_params():
 def test_every_variant_of_params_was_trained_and_scored_by_the_committed_run():
     """A variant added to params.yaml without `dvc repro` has no lock entry and no row: the check above
     cannot see it (it compares the keys the lock has)."""
-    variants = set(yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["variants"])
+    variants = set(read_yaml(REPO / "params.yaml")["variants"])
     stages = locked_stages()
     for stage in ("train", "decode", "diagnose"):
         assert {name.split("@", 1)[1] for name in stages if name.startswith(f"{stage}@")} == variants, stage

@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
+
+from vae.config import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -167,5 +168,5 @@ def test_the_readme_studies_row_quotes_the_points_own_records():
     assert f"then {_minutes_range(decoding)} of decoding" in line, f"decoding: {_minutes_range(decoding)}: {line}"
     for cpu in {t["device_name"].split(",")[0] for t in train.values()}:
         assert cpu in line, f"README's studies row should name {cpu}: {line}"
-    total = len(yaml.safe_load((ROOT / "studies" / "params.yaml").read_text(encoding="utf-8"))["points"])
+    total = len(read_yaml(ROOT / "studies" / "params.yaml")["points"])
     assert f"{len(points)} of {total} points" in line, f"README should say {len(points)} of {total} points run: {line}"
